@@ -1,0 +1,1 @@
+//! A YKOATH card in software (owned by the emulator work; placeholder).

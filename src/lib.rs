@@ -1,0 +1,12 @@
+//! oathbridge: TOTP/HOTP codes from OATH-capable security keys (YKOATH over PC/SC).
+//!
+//! Layers, each knowing only the one below it:
+//! - [`otp`]: RFC 4226/6238 math and otpauth:// parsing (used by the emulator and the CLI);
+//! - [`oath`]: the YKOATH protocol, pure, driven through [`oath::Transport`];
+//! - [`transport`]: real transports (pcscd);
+//! - [`emulator`]: a YKOATH card in software, in-process or behind vpcd.
+
+pub mod emulator;
+pub mod oath;
+pub mod otp;
+pub mod transport;

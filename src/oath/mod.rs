@@ -1,0 +1,13 @@
+//! The YKOATH protocol: APDUs, TLVs, status words, every instruction, password
+//! derivation, credential ids and device quirks. No I/O: driven through [`Transport`].
+
+pub mod apdu;
+pub mod consts;
+pub mod credential;
+pub mod status;
+pub mod tlv;
+pub mod transport;
+
+pub use credential::{Credential, CredentialData, CredentialError, CredentialId, HIDDEN_ISSUER};
+pub use status::StatusWord;
+pub use transport::{Transport, TransportError};

@@ -1,0 +1,11 @@
+//! One-time-password math (RFC 4226 HOTP, RFC 6238 TOTP) and the formats seeds arrive in.
+//!
+//! Pure functions: no I/O. The key computes codes for real users; this module serves the
+//! emulated card, tests, and the parsing of otpauth:// and migration URIs.
+
+mod hotp;
+
+pub use hotp::{
+    HashAlgorithm, OathType, dynamic_truncate, format_code, hmac, hotp, shorten_key, totp,
+    totp_counter,
+};

@@ -1,0 +1,3 @@
+//! Real transports for [`crate::oath::Transport`].
+
+pub mod pcsc;
