@@ -6,6 +6,7 @@
 //! - [`transport`]: real transports (pcscd);
 //! - [`emulator`]: a YKOATH card in software, in-process or behind vpcd.
 
+pub mod cli;
 pub mod emulator;
 pub mod oath;
 pub mod otp;

@@ -64,7 +64,11 @@ impl CommandApdu {
             out.extend_from_slice(&(self.data.len() as u16).to_be_bytes());
             out.extend_from_slice(&self.data);
         }
-        let le = if self.le >= 0x10000 { 0 } else { self.le as u16 };
+        let le = if self.le >= 0x10000 {
+            0
+        } else {
+            self.le as u16
+        };
         out.extend_from_slice(&le.to_be_bytes());
         Ok(out)
     }

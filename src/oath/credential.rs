@@ -145,6 +145,8 @@ pub struct Credential {
     pub oath_type: OathType,
     /// Known from LIST only.
     pub algorithm: Option<HashAlgorithm>,
+    /// Known from CALCULATE ALL and PUT only.
+    pub digits: Option<u8>,
     /// Known from CALCULATE ALL only (`7C`); None when the card did not say.
     pub touch: Option<bool>,
 }
@@ -243,19 +245,29 @@ mod tests {
         let t = |s: &str| CredentialId::parse(s.as_bytes(), OathType::Totp);
         assert_eq!(t("20/Issuer:name").period, 20);
         assert_eq!(t("20/Issuer:name").issuer.as_deref(), Some("Issuer"));
-        assert_eq!(t("weird/Issuer:name").issuer.as_deref(), Some("weird/Issuer"));
+        assert_eq!(
+            t("weird/Issuer:name").issuer.as_deref(),
+            Some("weird/Issuer")
+        );
         assert_eq!(t("name").issuer, None);
         assert_eq!(t("a:b:c").name, "b:c");
         assert_eq!(t(":x").name, ":x");
         let h = CredentialId::parse(b"Iss:n", OathType::Hotp);
-        assert_eq!((h.issuer.as_deref(), h.name.as_str(), h.period), (Some("Iss"), "n", 0));
+        assert_eq!(
+            (h.issuer.as_deref(), h.name.as_str(), h.period),
+            (Some("Iss"), "n", 0)
+        );
         assert!(t("_hidden:secret").is_hidden());
     }
 
     #[test]
     fn id_length_is_counted_in_utf8_bytes() {
         let name = "é".repeat(32); // 64 bytes
-        assert!(CredentialId::new(None, &name, OathType::Totp, 30).validate().is_ok());
+        assert!(
+            CredentialId::new(None, &name, OathType::Totp, 30)
+                .validate()
+                .is_ok()
+        );
         assert_eq!(
             CredentialId::new(Some("x"), &name, OathType::Totp, 30).validate(),
             Err(CredentialError::IdTooLong(66))

@@ -11,3 +11,17 @@ pub mod transport;
 pub use credential::{Credential, CredentialData, CredentialError, CredentialId, HIDDEN_ISSUER};
 pub use status::StatusWord;
 pub use transport::{Transport, TransportError};
+
+pub mod auth;
+pub mod code;
+pub mod device;
+pub mod error;
+pub mod exchange;
+pub mod select;
+pub mod session;
+
+pub use code::Code;
+pub use device::{DeviceKind, Quirks};
+pub use error::OathError;
+pub use select::{SelectInfo, Version};
+pub use session::{CodeEntry, Session};

@@ -66,7 +66,10 @@ impl<'a> TlvReader<'a> {
     /// Consume one TLV element.
     pub fn read(&mut self) -> Result<Tlv<'a>, TlvError> {
         let start = self.pos;
-        let tag = *self.data.get(start).ok_or(TlvError::Truncated { offset: start })?;
+        let tag = *self
+            .data
+            .get(start)
+            .ok_or(TlvError::Truncated { offset: start })?;
         let (len, header) = read_length(self.data, start + 1)?;
         let value_start = start + 1 + header;
         let value_end = value_start

@@ -1,1 +1,169 @@
-//! PC/SC transport (placeholder).
+//! PC/SC transport through pcscd: shared mode, one transaction per operation, and a
+//! disconnect that leaves the card alone (dropping a `pcsc::Card` would reset it and
+//! disturb gpg's scdaemon or ykman).
+
+use std::ffi::CString;
+
+use pcsc::{Context, Disposition, Protocols, Scope, ShareMode};
+use thiserror::Error;
+use tracing::{debug, warn};
+
+use crate::oath::{Transport, TransportError};
+
+#[derive(Debug, Error)]
+pub enum PcscError {
+    #[error("pcscd is not running (start it with `systemctl start pcscd.socket`)")]
+    NoService,
+    #[error("no smart card readers found: is a key plugged in?")]
+    NoReaders,
+    #[error("no key in reader {0:?}")]
+    NoCard(String),
+    #[error("no reader matches {0:?}")]
+    NoMatchingReader(String),
+    #[error("the key was removed")]
+    CardRemoved,
+    #[error("the key is held exclusively by another program (gpg's scdaemon? ykman?); try again")]
+    SharingViolation,
+    #[error("reader name contains a NUL byte")]
+    BadReaderName,
+    #[error("PC/SC error: {0}")]
+    Other(pcsc::Error),
+}
+
+impl From<pcsc::Error> for PcscError {
+    fn from(error: pcsc::Error) -> Self {
+        match error {
+            pcsc::Error::NoReadersAvailable => Self::NoReaders,
+            pcsc::Error::NoService | pcsc::Error::ServiceStopped => Self::NoService,
+            pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => Self::CardRemoved,
+            pcsc::Error::SharingViolation => Self::SharingViolation,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// A PC/SC context: list readers, connect to a card.
+pub struct Pcsc {
+    context: Context,
+}
+
+impl Pcsc {
+    pub fn establish() -> Result<Self, PcscError> {
+        Ok(Self {
+            context: Context::establish(Scope::User)?,
+        })
+    }
+
+    /// All reader names (with or without a card).
+    pub fn readers(&self) -> Result<Vec<String>, PcscError> {
+        match self.context.list_readers_owned() {
+            Ok(names) => Ok(names
+                .into_iter()
+                .map(|name| name.to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with("\\\\?PnP?"))
+                .collect()),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Readers whose name contains `filter` (case-insensitive); all readers without a filter.
+    pub fn matching_readers(&self, filter: Option<&str>) -> Result<Vec<String>, PcscError> {
+        let readers = self.readers()?;
+        let Some(filter) = filter else {
+            return Ok(readers);
+        };
+        let needle = filter.to_lowercase();
+        let matching: Vec<String> = readers
+            .into_iter()
+            .filter(|name| name.to_lowercase().contains(&needle))
+            .collect();
+        if matching.is_empty() {
+            return Err(PcscError::NoMatchingReader(filter.to_owned()));
+        }
+        Ok(matching)
+    }
+
+    /// Connect in shared mode to the card in `reader`.
+    pub fn connect(&self, reader: &str) -> Result<PcscCard, PcscError> {
+        let name = CString::new(reader).map_err(|_| PcscError::BadReaderName)?;
+        let card = match self
+            .context
+            .connect(&name, ShareMode::Shared, Protocols::ANY)
+        {
+            Ok(card) => card,
+            Err(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => {
+                return Err(PcscError::NoCard(reader.to_owned()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        debug!(reader, "connected");
+        Ok(PcscCard {
+            card: Some(card),
+            reader: reader.to_owned(),
+        })
+    }
+}
+
+/// A shared-mode connection; disconnects with `LeaveCard` when dropped.
+pub struct PcscCard {
+    card: Option<pcsc::Card>,
+    reader: String,
+}
+
+impl PcscCard {
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+
+    /// Begin a transaction. If another program reset the card, reconnect once and retry.
+    pub fn transaction(&mut self) -> Result<PcscTransaction<'_>, PcscError> {
+        let card = self.card.as_mut().ok_or(PcscError::CardRemoved)?;
+        let transaction = match card.transaction2() {
+            Ok(transaction) => transaction,
+            Err((card, pcsc::Error::ResetCard)) => {
+                debug!(
+                    reader = self.reader,
+                    "card was reset by another program; reconnecting"
+                );
+                card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)?;
+                card.transaction()?
+            }
+            Err((_, error)) => return Err(error.into()),
+        };
+        Ok(PcscTransaction {
+            transaction,
+            buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
+        })
+    }
+}
+
+impl Drop for PcscCard {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take()
+            && let Err((_card, error)) = card.disconnect(Disposition::LeaveCard)
+        {
+            warn!(reader = self.reader, %error, "disconnect failed");
+        }
+    }
+}
+
+/// One PC/SC transaction; ends (LeaveCard) when dropped.
+pub struct PcscTransaction<'card> {
+    transaction: pcsc::Transaction<'card>,
+    buffer: Vec<u8>,
+}
+
+impl Transport for PcscTransaction<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        match self.transaction.transmit(apdu, &mut self.buffer) {
+            Ok(response) => Ok(response.to_vec()),
+            Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => {
+                Err(TransportError::CardRemoved)
+            }
+            Err(pcsc::Error::ResetCard) => Err(TransportError::CardReset),
+            Err(pcsc::Error::Timeout) => Err(TransportError::Timeout),
+            Err(e) => Err(TransportError::Io(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The `oathbridge` command line: a thin edge over the protocol core.
+
+pub mod accounts;
+pub mod admin;
+pub mod emulate;
+pub mod error;
+pub mod input;
+pub mod keys;
+pub mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use error::CliResult;
+use keys::KeyFilter;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure
+  2  usage error or invalid input
+  3  no matching account
+  4  ambiguous query or several keys
+  5  no key found, or pcscd unreachable
+  6  password required or wrong
+  7  touch timed out
+  8  key full, or not supported by this key";
+
+#[derive(Debug, Parser)]
+#[command(name = "oathbridge", version, about = "TOTP/HOTP codes from OATH security keys (YubiKey, Nitrokey 3, CanoKey)", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Use only readers whose name contains this text (case-insensitive)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub reader: Option<String>,
+    /// Use only the key with this device id or serial number
+    #[arg(long, global = true, value_name = "ID")]
+    pub device: Option<String>,
+    /// Print machine-readable JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log more (repeat for even more); logs never contain secrets
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Talk to the key directly (the only mode until the daemon exists)
+    #[arg(long, global = true)]
+    pub direct: bool,
+}
+
+impl GlobalArgs {
+    pub fn filter(&self) -> KeyFilter {
+        KeyFilter {
+            reader: self.reader.clone(),
+            device: self.device.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List connected OATH keys
+    Devices,
+    /// List accounts on all connected keys
+    List(accounts::ListArgs),
+    /// Show codes
+    Code(accounts::CodeArgs),
+    /// Add an account (the secret is read from a file, stdin or a hidden prompt, never argv)
+    Add(accounts::AddArgs),
+    /// Delete one account
+    Delete(accounts::DeleteArgs),
+    /// Rename one account
+    Rename(accounts::RenameArgs),
+    /// Set, clear or check the key's OATH password
+    Password(admin::PasswordArgs),
+    /// Delete every account and the password from a key
+    Reset(admin::ResetArgs),
+    /// Run a software OATH card attached to pcscd through vpcd
+    Emulate(emulate::EmulateArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result: CliResult<()> = match cli.command {
+        Command::Devices => admin::devices(&cli.global),
+        Command::List(args) => accounts::list(&cli.global, &args),
+        Command::Code(args) => accounts::code(&cli.global, &args),
+        Command::Add(args) => accounts::add(&cli.global, &args),
+        Command::Delete(args) => accounts::delete(&cli.global, &args),
+        Command::Rename(args) => accounts::rename(&cli.global, &args),
+        Command::Password(args) => admin::password(&cli.global, &args),
+        Command::Reset(args) => admin::reset(&cli.global, &args),
+        Command::Emulate(args) => return emulate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => error.report(),
+    }
+}

@@ -1,0 +1,602 @@
+//! A YKOATH session over one transport: SELECT first, then any instruction.
+//!
+//! One `Session` lives for one PC/SC transaction. The card forgets the selection and the
+//! unlock when another program selects a different applet, so every operation starts here.
+
+use tracing::debug;
+
+use super::apdu::CommandApdu;
+use super::auth::{self, AccessKey};
+use super::code::{self, Code, NEVER};
+use super::consts::*;
+use super::credential::{Credential, CredentialData, CredentialId};
+use super::device::{DeviceKind, Quirks};
+use super::error::OathError;
+use super::exchange::exchange;
+use super::select::{SelectInfo, device_id_from_salt};
+use super::status::StatusWord;
+use super::tlv::{self, TlvReader};
+use super::transport::Transport;
+use crate::otp::{HashAlgorithm, OathType};
+
+/// One entry of a code listing: the credential and, when the key gave one, its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeEntry {
+    pub credential: Credential,
+    pub code: Option<Code>,
+}
+
+pub struct Session<T: Transport> {
+    transport: T,
+    info: SelectInfo,
+    quirks: Quirks,
+    unlocked: bool,
+}
+
+impl<T: Transport> Session<T> {
+    /// SELECT the OATH applet. `reader` (the PC/SC reader name) helps identify the vendor.
+    pub fn open(mut transport: T, reader: Option<&str>) -> Result<Self, OathError> {
+        let info = select(&mut transport)?;
+        let kind = DeviceKind::detect(&info, reader);
+        let quirks = Quirks::for_device(kind, info.version);
+        debug!(version = %info.version, ?kind, locked = info.is_locked(), "selected OATH applet");
+        Ok(Self {
+            transport,
+            info,
+            quirks,
+            unlocked: false,
+        })
+    }
+
+    pub fn info(&self) -> &SelectInfo {
+        &self.info
+    }
+
+    pub fn quirks(&self) -> &Quirks {
+        &self.quirks
+    }
+
+    /// Stable identity of the key: ykman's id from the salt, or from the serial on keys
+    /// whose salt changes at every SELECT.
+    pub fn device_id(&self) -> String {
+        match (&self.info.salt, self.info.serial) {
+            (_, Some(serial)) if !self.quirks.stable_salt => {
+                device_id_from_salt(&serial.to_be_bytes())
+            }
+            (Some(salt), _) => device_id_from_salt(salt),
+            (None, Some(serial)) => device_id_from_salt(&serial.to_be_bytes()),
+            (None, None) => "unknown".to_owned(),
+        }
+    }
+
+    /// True while a password is set and not yet validated in this session.
+    pub fn is_locked(&self) -> bool {
+        self.info.is_locked() && !self.unlocked
+    }
+
+    pub fn has_password(&self) -> bool {
+        self.info.is_locked()
+    }
+
+    /// Give the transport back (ends the session).
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
+    pub fn derive_key(&self, password: &str) -> Result<AccessKey, OathError> {
+        let salt = self.info.salt.as_deref().ok_or_else(|| {
+            OathError::NotSupported("this key has no OATH password (no salt in SELECT)".into())
+        })?;
+        Ok(auth::derive_access_key(password, salt))
+    }
+
+    /// Derive the key from `password` and VALIDATE. Returns the key so callers may remember it.
+    pub fn unlock(&mut self, password: &str) -> Result<AccessKey, OathError> {
+        let key = self.derive_key(password)?;
+        self.validate(key.as_ref())?;
+        Ok(key)
+    }
+
+    /// Mutual authentication: prove the key, and check the card proves it too.
+    pub fn validate(&mut self, key: &[u8]) -> Result<(), OathError> {
+        let Some(card_challenge) = self.info.challenge.clone() else {
+            return Err(OathError::NoPassword);
+        };
+        let algorithm = self.info.key_algorithm;
+        let host_challenge = auth::random_challenge()?;
+        let mut data = Vec::with_capacity(64);
+        tlv::write(
+            &mut data,
+            TAG_RESPONSE,
+            &auth::prove(algorithm, key, &card_challenge),
+        )?;
+        tlv::write(&mut data, TAG_CHALLENGE, &host_challenge)?;
+        let response = exchange(
+            &mut self.transport,
+            &CommandApdu::new(INS_VALIDATE, 0, 0, data),
+        )?;
+        match response.sw {
+            StatusWord::Success => {}
+            StatusWord::WrongData => return Err(OathError::WrongPassword),
+            StatusWord::NoSuchObject => return Err(OathError::NoPassword),
+            StatusWord::InsNotSupported => {
+                return Err(OathError::NotSupported("OATH password".into()));
+            }
+            sw => {
+                return Err(OathError::Card {
+                    instruction: "VALIDATE",
+                    sw,
+                });
+            }
+        }
+        let proof = TlvReader::new(&response.data).expect(TAG_RESPONSE)?;
+        if !auth::verify_proof(algorithm, key, &host_challenge, proof) {
+            return Err(OathError::BadCardProof);
+        }
+        self.unlocked = true;
+        Ok(())
+    }
+
+    fn require_unlocked(&self) -> Result<(), OathError> {
+        if self.is_locked() {
+            Err(OathError::Locked)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Map the status words every authenticated instruction shares.
+    fn fail(&self, instruction: &'static str, sw: StatusWord) -> OathError {
+        match sw {
+            StatusWord::SecurityStatusNotSatisfied if self.is_locked() => OathError::Locked,
+            sw if self.quirks.is_not_found(sw) => OathError::NotFound,
+            StatusWord::MemoryFailure => OathError::Corrupted,
+            StatusWord::InsNotSupported => OathError::NotSupported(instruction.to_lowercase()),
+            sw => OathError::Card { instruction, sw },
+        }
+    }
+
+    /// LIST: every credential with its type and algorithm.
+    pub fn list(&mut self) -> Result<Vec<Credential>, OathError> {
+        self.require_unlocked()?;
+        let with_properties = self.quirks.list_properties;
+        let data = if with_properties { vec![0x01] } else { vec![] };
+        let response = exchange(&mut self.transport, &CommandApdu::new(INS_LIST, 0, 0, data))?;
+        if response.sw != StatusWord::Success {
+            return Err(self.fail("LIST", response.sw));
+        }
+        let mut credentials = Vec::new();
+        for item in TlvReader::new(&response.data) {
+            let item = item?;
+            if item.tag != TAG_NAME_LIST {
+                continue;
+            }
+            let (kind, rest) = item
+                .value
+                .split_first()
+                .ok_or_else(|| OathError::Malformed("empty LIST entry".into()))?;
+            let (raw_id, touch) = match (with_properties, rest.split_last()) {
+                (true, Some((props, id))) => (id, Some(props & 0x01 != 0)),
+                _ => (rest, None),
+            };
+            // Nitrokey password-safe, reverse-HOTP and HMAC entries are not OTP accounts.
+            let Some(oath_type) = OathType::from_code(kind & MASK_TYPE) else {
+                continue;
+            };
+            credentials.push(Credential {
+                raw_id: raw_id.to_vec(),
+                id: CredentialId::parse(raw_id, oath_type),
+                oath_type,
+                algorithm: HashAlgorithm::from_code(kind & MASK_ALGO),
+                digits: None,
+                touch,
+            });
+        }
+        Ok(credentials)
+    }
+
+    /// Codes for every credential at `timestamp` in one pass. Touch and HOTP credentials come
+    /// back without a code; TOTPs with a non-30 s period are recomputed singly.
+    pub fn calculate_all(&mut self, timestamp: u64) -> Result<Vec<CodeEntry>, OathError> {
+        self.require_unlocked()?;
+        if !self.quirks.calculate_all {
+            return self.calculate_all_by_list(timestamp);
+        }
+        let mut data = Vec::with_capacity(10);
+        tlv::write(
+            &mut data,
+            TAG_CHALLENGE,
+            &totp_challenge(timestamp, DEFAULT_PERIOD),
+        )?;
+        let command = CommandApdu::new(INS_CALCULATE_ALL, 0, P2_TRUNCATED, data);
+        let response = exchange(&mut self.transport, &command)?;
+        match response.sw {
+            StatusWord::Success => {}
+            StatusWord::InsNotSupported | StatusWord::ConditionsNotSatisfied => {
+                debug!("CALCULATE ALL unsupported; falling back to LIST + CALCULATE");
+                self.quirks.calculate_all = false;
+                return self.calculate_all_by_list(timestamp);
+            }
+            sw => return Err(self.fail("CALCULATE ALL", sw)),
+        }
+        let mut entries = Vec::new();
+        let mut reader = TlvReader::new(&response.data);
+        while !reader.is_empty() {
+            let raw_id = reader.expect(TAG_NAME)?.to_vec();
+            let answer = reader.read()?;
+            let (oath_type, touch, digits) = match (answer.tag, answer.value) {
+                (TAG_TRUNCATED, [digits, ..]) => (OathType::Totp, false, *digits),
+                (TAG_TOUCH, [digits, ..]) => (OathType::Totp, true, *digits),
+                (TAG_HOTP, [digits, ..]) => (OathType::Hotp, false, *digits),
+                (tag, _) => {
+                    return Err(OathError::Malformed(format!(
+                        "unexpected tag 0x{tag:02X} in CALCULATE ALL"
+                    )));
+                }
+            };
+            let id = CredentialId::parse(&raw_id, oath_type);
+            let credential = Credential {
+                raw_id,
+                id,
+                oath_type,
+                algorithm: None,
+                digits: Some(digits),
+                touch: Some(touch),
+            };
+            let code = if answer.tag == TAG_TRUNCATED {
+                let (from, to) = code::totp_window(timestamp, DEFAULT_PERIOD);
+                Some(Code::from_truncated(answer.value, from, to).ok_or_else(|| {
+                    OathError::Malformed("truncated response is not 5 bytes".into())
+                })?)
+            } else {
+                None
+            };
+            entries.push(CodeEntry { credential, code });
+        }
+        for entry in &mut entries {
+            if entry.code.is_some() && entry.credential.id.period != DEFAULT_PERIOD {
+                entry.code = Some(self.calculate(&entry.credential, timestamp)?);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Keys without CALCULATE ALL: LIST, then CALCULATE each TOTP known not to need touch.
+    fn calculate_all_by_list(&mut self, timestamp: u64) -> Result<Vec<CodeEntry>, OathError> {
+        let credentials = self.list()?;
+        let mut entries = Vec::with_capacity(credentials.len());
+        for credential in credentials {
+            let code = if credential.oath_type == OathType::Totp
+                && credential.touch == Some(false)
+                && (credential.algorithm != Some(HashAlgorithm::Sha512) || self.quirks.sha512)
+            {
+                Some(self.calculate(&credential, timestamp)?)
+            } else {
+                None
+            };
+            entries.push(CodeEntry { credential, code });
+        }
+        Ok(entries)
+    }
+
+    /// CALCULATE one credential (truncated). Waits for touch if the key asks for it.
+    pub fn calculate(
+        &mut self,
+        credential: &Credential,
+        timestamp: u64,
+    ) -> Result<Code, OathError> {
+        let (challenge, from, to) = match credential.oath_type {
+            OathType::Totp => {
+                let period = credential.id.period.max(1);
+                let (from, to) = code::totp_window(timestamp, period);
+                (totp_challenge(timestamp, period).to_vec(), from, to)
+            }
+            OathType::Hotp => (Vec::new(), timestamp, NEVER),
+        };
+        let data = self.calculate_raw(&credential.raw_id, &challenge, P2_TRUNCATED)?;
+        let value = TlvReader::new(&data).expect(TAG_TRUNCATED)?;
+        Code::from_truncated(value, from, to)
+            .ok_or_else(|| OathError::Malformed("truncated response is not 5 bytes".into()))
+    }
+
+    /// The full HMAC for a challenge (P2=00); also the basis of Steam codes.
+    pub fn calculate_full(
+        &mut self,
+        raw_id: &[u8],
+        challenge: &[u8],
+    ) -> Result<Vec<u8>, OathError> {
+        if !self.quirks.full_response {
+            return Err(OathError::NotSupported("full HMAC responses".into()));
+        }
+        let data = self.calculate_raw(raw_id, challenge, P2_FULL)?;
+        let value = TlvReader::new(&data).expect(TAG_RESPONSE)?;
+        value
+            .split_first()
+            .map(|(_digits, hmac)| hmac.to_vec())
+            .ok_or_else(|| OathError::Malformed("empty full response".into()))
+    }
+
+    /// Steam Guard code: full response at the 30 s step, Steam alphabet.
+    pub fn calculate_steam(
+        &mut self,
+        credential: &Credential,
+        timestamp: u64,
+    ) -> Result<Code, OathError> {
+        let challenge = totp_challenge(timestamp, DEFAULT_PERIOD);
+        let hmac = self.calculate_full(&credential.raw_id, &challenge)?;
+        let (from, to) = code::totp_window(timestamp, DEFAULT_PERIOD);
+        Ok(Code {
+            value: code::steam_code(&hmac),
+            valid_from: from,
+            valid_to: to,
+        })
+    }
+
+    fn calculate_raw(
+        &mut self,
+        raw_id: &[u8],
+        challenge: &[u8],
+        p2: u8,
+    ) -> Result<Vec<u8>, OathError> {
+        self.require_unlocked()?;
+        let mut data = Vec::with_capacity(raw_id.len() + challenge.len() + 4);
+        tlv::write(&mut data, TAG_NAME, raw_id)?;
+        tlv::write(&mut data, TAG_CHALLENGE, challenge)?;
+        let response = exchange(
+            &mut self.transport,
+            &CommandApdu::new(INS_CALCULATE, 0, p2, data),
+        )?;
+        match response.sw {
+            StatusWord::Success => Ok(response.data),
+            // After a successful unlock 6982 can only mean the touch timed out.
+            StatusWord::SecurityStatusNotSatisfied | StatusWord::ConditionsNotSatisfied
+                if !self.is_locked() =>
+            {
+                Err(OathError::TouchTimeout)
+            }
+            StatusWord::FunctionNotSupported => {
+                Err(OathError::NotSupported("this algorithm".into()))
+            }
+            sw => Err(self.fail("CALCULATE", sw)),
+        }
+    }
+
+    /// Check what this key supports before writing anything.
+    pub fn check_supported(&self, data: &CredentialData) -> Result<(), OathError> {
+        data.validate()?;
+        let id_len = data.id.to_bytes().len();
+        if id_len > self.quirks.max_id_len {
+            return Err(OathError::Credential(
+                super::credential::CredentialError::IdTooLong(id_len),
+            ));
+        }
+        if data.algorithm == HashAlgorithm::Sha512 && !self.quirks.sha512 {
+            return Err(OathError::NotSupported("SHA-512".into()));
+        }
+        if data.touch && !self.quirks.touch {
+            return Err(OathError::NotSupported("require-touch accounts".into()));
+        }
+        Ok(())
+    }
+
+    /// PUT a credential. With `overwrite` an existing id is replaced (deleted first on keys
+    /// that refuse to overwrite); without it an existing id is an error and nothing changes.
+    pub fn put(&mut self, data: &CredentialData, overwrite: bool) -> Result<Credential, OathError> {
+        self.require_unlocked()?;
+        self.check_supported(data)?;
+        let raw_id = data.id.to_bytes();
+        let existing = self.list()?;
+        let exists = existing.iter().any(|c| c.raw_id == raw_id);
+        if exists && !overwrite {
+            return Err(OathError::AlreadyExists);
+        }
+        if !exists
+            && let Some(capacity) = self.quirks.capacity
+            && existing.len() >= capacity
+        {
+            return Err(OathError::NoSpace);
+        }
+        if exists && !self.quirks.overwrite {
+            self.delete_raw(&raw_id)?;
+        }
+        let command = CommandApdu::new(INS_PUT, 0, 0, encode_put(data)?);
+        let response = exchange(&mut self.transport, &command)?;
+        match response.sw {
+            StatusWord::Success => {}
+            StatusWord::NoSpace | StatusWord::Aborted => return Err(OathError::NoSpace),
+            StatusWord::WrongData => return Err(OathError::Rejected),
+            sw if self.quirks.is_duplicate(sw) => return Err(OathError::AlreadyExists),
+            StatusWord::SecurityStatusNotSatisfied if !self.is_locked() => {
+                return Err(OathError::TouchTimeout);
+            }
+            sw => return Err(self.fail("PUT", sw)),
+        }
+        Ok(Credential {
+            raw_id,
+            id: data.id.clone(),
+            oath_type: data.oath_type,
+            algorithm: Some(data.algorithm),
+            digits: Some(data.digits),
+            touch: Some(data.touch),
+        })
+    }
+
+    pub fn delete(&mut self, credential: &Credential) -> Result<(), OathError> {
+        self.require_unlocked()?;
+        self.delete_raw(&credential.raw_id)
+    }
+
+    fn delete_raw(&mut self, raw_id: &[u8]) -> Result<(), OathError> {
+        let command = CommandApdu::new(INS_DELETE, 0, 0, tlv::encode(TAG_NAME, raw_id)?);
+        let response = exchange(&mut self.transport, &command)?;
+        match response.sw {
+            StatusWord::Success => Ok(()),
+            StatusWord::SecurityStatusNotSatisfied if !self.is_locked() => {
+                Err(OathError::TouchTimeout)
+            }
+            sw => Err(self.fail("DELETE", sw)),
+        }
+    }
+
+    /// RENAME keeps the secret and type; `new_id` must not exist yet.
+    pub fn rename(
+        &mut self,
+        credential: &Credential,
+        new_id: &CredentialId,
+    ) -> Result<Credential, OathError> {
+        self.require_unlocked()?;
+        if !self.quirks.rename {
+            return Err(OathError::NotSupported(format!(
+                "renaming accounts ({} {})",
+                self.quirks.kind.name(),
+                self.info.version
+            )));
+        }
+        // A rename keeps the credential's period (ykman does the same).
+        let mut new_id = new_id.clone();
+        new_id.period = credential.id.period;
+        new_id.validate()?;
+        let new_raw = new_id.to_bytes();
+        if self.list()?.iter().any(|c| c.raw_id == new_raw) {
+            return Err(OathError::AlreadyExists);
+        }
+        let mut data = tlv::encode(TAG_NAME, &credential.raw_id)?;
+        tlv::write(&mut data, TAG_NAME, &new_raw)?;
+        let response = exchange(
+            &mut self.transport,
+            &CommandApdu::new(INS_RENAME, 0, 0, data),
+        )?;
+        match response.sw {
+            StatusWord::Success => Ok(Credential {
+                raw_id: new_raw,
+                id: new_id,
+                ..credential.clone()
+            }),
+            StatusWord::WrongData => Err(OathError::Rejected),
+            sw => Err(self.fail("RENAME", sw)),
+        }
+    }
+
+    /// SET CODE with a key derived from `password`; returns the key.
+    pub fn set_password(&mut self, password: &str) -> Result<AccessKey, OathError> {
+        self.require_unlocked()?;
+        if !self.quirks.password {
+            return Err(OathError::NotSupported("OATH password".into()));
+        }
+        let key = self.derive_key(password)?;
+        let challenge = auth::random_challenge()?;
+        let mut key_field = zeroize::Zeroizing::new(Vec::with_capacity(17));
+        key_field.push(OathType::Totp.code() | HashAlgorithm::Sha1.code());
+        key_field.extend_from_slice(key.as_ref());
+        let mut data = zeroize::Zeroizing::new(Vec::with_capacity(64));
+        tlv::write(&mut data, TAG_KEY, &key_field)?;
+        tlv::write(&mut data, TAG_CHALLENGE, &challenge)?;
+        tlv::write(
+            &mut data,
+            TAG_RESPONSE,
+            &auth::prove(HashAlgorithm::Sha1, key.as_ref(), &challenge),
+        )?;
+        let command = CommandApdu::new(INS_SET_CODE, 0, 0, data.to_vec());
+        self.set_code(command)?;
+        Ok(key)
+    }
+
+    /// SET CODE with an empty key: remove the password.
+    pub fn clear_password(&mut self) -> Result<(), OathError> {
+        self.require_unlocked()?;
+        if !self.quirks.password {
+            return Err(OathError::NotSupported("OATH password".into()));
+        }
+        self.set_code(CommandApdu::new(INS_SET_CODE, 0, 0, vec![TAG_KEY, 0x00]))
+    }
+
+    fn set_code(&mut self, command: CommandApdu) -> Result<(), OathError> {
+        let response = exchange(&mut self.transport, &command)?;
+        match response.sw {
+            StatusWord::Success => {}
+            sw => return Err(self.fail("SET CODE", sw)),
+        }
+        // The new state (locked or not) shows in a fresh SELECT; we stay authenticated.
+        let unlocked = self.unlocked || !self.info.is_locked();
+        self.info = select(&mut self.transport)?;
+        self.unlocked = unlocked && self.info.is_locked();
+        Ok(())
+    }
+
+    /// RESET: wipe every credential and the password; the key gets a new identity.
+    pub fn reset(&mut self) -> Result<(), OathError> {
+        let command = CommandApdu::new(INS_RESET, RESET_P1, RESET_P2, Vec::new());
+        let response = exchange(&mut self.transport, &command)?;
+        match response.sw {
+            StatusWord::Success => {}
+            StatusWord::SecurityStatusNotSatisfied => return Err(OathError::TouchTimeout),
+            sw => return Err(self.fail("RESET", sw)),
+        }
+        self.info = select(&mut self.transport)?;
+        self.unlocked = false;
+        Ok(())
+    }
+}
+
+fn select<T: Transport>(transport: &mut T) -> Result<SelectInfo, OathError> {
+    let command = CommandApdu::new(INS_SELECT, P1_SELECT_BY_AID, 0, AID.to_vec());
+    let response = exchange(transport, &command)?;
+    match response.sw {
+        StatusWord::Success => SelectInfo::parse(&response.data),
+        sw => Err(OathError::NoOathApplet(sw)),
+    }
+}
+
+/// The TOTP challenge: floor(t / period) as 8 big-endian bytes.
+pub fn totp_challenge(timestamp: u64, period: u32) -> [u8; 8] {
+    crate::otp::totp_counter(timestamp, period).to_be_bytes()
+}
+
+/// The PUT payload: 71 id, 73 type|algo digits key, [78 02], [7A 04 counter].
+fn encode_put(data: &CredentialData) -> Result<Vec<u8>, OathError> {
+    let key = data.key_for_card();
+    let mut key_field = zeroize::Zeroizing::new(Vec::with_capacity(key.len() + 2));
+    key_field.push(data.oath_type.code() | data.algorithm.code());
+    key_field.push(data.digits);
+    key_field.extend_from_slice(&key);
+    let mut out = Vec::with_capacity(key.len() + 80);
+    tlv::write(&mut out, TAG_NAME, &data.id.to_bytes())?;
+    tlv::write(&mut out, TAG_KEY, &key_field)?;
+    if data.touch {
+        out.extend_from_slice(&[TAG_PROPERTY, PROP_REQUIRE_TOUCH]);
+    }
+    if data.oath_type == OathType::Hotp && data.counter > 0 {
+        tlv::write(&mut out, TAG_IMF, &data.counter.to_be_bytes())?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_encoding_matches_the_touch_trace() {
+        // TestCalculateRequireTouch: TOTP/SHA256, touch, 14-byte key.
+        let mut data = CredentialData::totp(None, "touch required", &[0x12, 0x34, 0x12, 0x34]);
+        data.algorithm = HashAlgorithm::Sha256;
+        data.touch = true;
+        // The trace's key is 12 zero bytes then 12341234 (the client left-padded);
+        // we zero-pad on the right like ykman, so only the framing is compared.
+        let encoded = encode_put(&data).unwrap();
+        assert_eq!(&encoded[..16], b"\x71\x0etouch required");
+        assert_eq!(&encoded[16..20], &[0x73, 0x10, 0x22, 0x06]);
+        assert_eq!(&encoded[encoded.len() - 2..], &[0x78, 0x02]);
+        assert_eq!(encoded.len(), 36);
+    }
+
+    #[test]
+    fn hotp_counter_goes_into_imf() {
+        let mut data = CredentialData::totp(None, "h", b"12345678901234567890");
+        data.oath_type = OathType::Hotp;
+        data.id = CredentialId::new(None, "h", OathType::Hotp, 30);
+        data.counter = 1;
+        let encoded = encode_put(&data).unwrap();
+        assert_eq!(&encoded[encoded.len() - 6..], &[0x7A, 0x04, 0, 0, 0, 1]);
+    }
+}
