@@ -19,6 +19,7 @@ pub mod error;
 pub mod exchange;
 pub mod select;
 pub mod session;
+pub mod wire;
 
 pub use code::Code;
 pub use device::{DeviceKind, Quirks};

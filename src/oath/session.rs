@@ -17,6 +17,7 @@ use super::select::{SelectInfo, device_id_from_salt};
 use super::status::StatusWord;
 use super::tlv::{self, TlvReader};
 use super::transport::Transport;
+use super::wire::{encode_put, parse_calculate_all, parse_list};
 use crate::otp::{HashAlgorithm, OathType};
 
 /// One entry of a code listing: the credential and, when the key gave one, its code.
@@ -165,34 +166,7 @@ impl<T: Transport> Session<T> {
         if response.sw != StatusWord::Success {
             return Err(self.fail("LIST", response.sw));
         }
-        let mut credentials = Vec::new();
-        for item in TlvReader::new(&response.data) {
-            let item = item?;
-            if item.tag != TAG_NAME_LIST {
-                continue;
-            }
-            let (kind, rest) = item
-                .value
-                .split_first()
-                .ok_or_else(|| OathError::Malformed("empty LIST entry".into()))?;
-            let (raw_id, touch) = match (with_properties, rest.split_last()) {
-                (true, Some((props, id))) => (id, Some(props & 0x01 != 0)),
-                _ => (rest, None),
-            };
-            // Nitrokey password-safe, reverse-HOTP and HMAC entries are not OTP accounts.
-            let Some(oath_type) = OathType::from_code(kind & MASK_TYPE) else {
-                continue;
-            };
-            credentials.push(Credential {
-                raw_id: raw_id.to_vec(),
-                id: CredentialId::parse(raw_id, oath_type),
-                oath_type,
-                algorithm: HashAlgorithm::from_code(kind & MASK_ALGO),
-                digits: None,
-                touch,
-            });
-        }
-        Ok(credentials)
+        parse_list(&response.data, with_properties)
     }
 
     /// Codes for every credential at `timestamp` in one pass. Touch and HOTP credentials come
@@ -219,40 +193,7 @@ impl<T: Transport> Session<T> {
             }
             sw => return Err(self.fail("CALCULATE ALL", sw)),
         }
-        let mut entries = Vec::new();
-        let mut reader = TlvReader::new(&response.data);
-        while !reader.is_empty() {
-            let raw_id = reader.expect(TAG_NAME)?.to_vec();
-            let answer = reader.read()?;
-            let (oath_type, touch, digits) = match (answer.tag, answer.value) {
-                (TAG_TRUNCATED, [digits, ..]) => (OathType::Totp, false, *digits),
-                (TAG_TOUCH, [digits, ..]) => (OathType::Totp, true, *digits),
-                (TAG_HOTP, [digits, ..]) => (OathType::Hotp, false, *digits),
-                (tag, _) => {
-                    return Err(OathError::Malformed(format!(
-                        "unexpected tag 0x{tag:02X} in CALCULATE ALL"
-                    )));
-                }
-            };
-            let id = CredentialId::parse(&raw_id, oath_type);
-            let credential = Credential {
-                raw_id,
-                id,
-                oath_type,
-                algorithm: None,
-                digits: Some(digits),
-                touch: Some(touch),
-            };
-            let code = if answer.tag == TAG_TRUNCATED {
-                let (from, to) = code::totp_window(timestamp, DEFAULT_PERIOD);
-                Some(Code::from_truncated(answer.value, from, to).ok_or_else(|| {
-                    OathError::Malformed("truncated response is not 5 bytes".into())
-                })?)
-            } else {
-                None
-            };
-            entries.push(CodeEntry { credential, code });
-        }
+        let mut entries = parse_calculate_all(&response.data, timestamp)?;
         for entry in &mut entries {
             if entry.code.is_some() && entry.credential.id.period != DEFAULT_PERIOD {
                 entry.code = Some(self.calculate(&entry.credential, timestamp)?);
@@ -550,53 +491,4 @@ fn select<T: Transport>(transport: &mut T) -> Result<SelectInfo, OathError> {
 /// The TOTP challenge: floor(t / period) as 8 big-endian bytes.
 pub fn totp_challenge(timestamp: u64, period: u32) -> [u8; 8] {
     crate::otp::totp_counter(timestamp, period).to_be_bytes()
-}
-
-/// The PUT payload: 71 id, 73 type|algo digits key, [78 02], [7A 04 counter].
-fn encode_put(data: &CredentialData) -> Result<Vec<u8>, OathError> {
-    let key = data.key_for_card();
-    let mut key_field = zeroize::Zeroizing::new(Vec::with_capacity(key.len() + 2));
-    key_field.push(data.oath_type.code() | data.algorithm.code());
-    key_field.push(data.digits);
-    key_field.extend_from_slice(&key);
-    let mut out = Vec::with_capacity(key.len() + 80);
-    tlv::write(&mut out, TAG_NAME, &data.id.to_bytes())?;
-    tlv::write(&mut out, TAG_KEY, &key_field)?;
-    if data.touch {
-        out.extend_from_slice(&[TAG_PROPERTY, PROP_REQUIRE_TOUCH]);
-    }
-    if data.oath_type == OathType::Hotp && data.counter > 0 {
-        tlv::write(&mut out, TAG_IMF, &data.counter.to_be_bytes())?;
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn put_encoding_matches_the_touch_trace() {
-        // TestCalculateRequireTouch: TOTP/SHA256, touch, 14-byte key.
-        let mut data = CredentialData::totp(None, "touch required", &[0x12, 0x34, 0x12, 0x34]);
-        data.algorithm = HashAlgorithm::Sha256;
-        data.touch = true;
-        // The trace's key is 12 zero bytes then 12341234 (the client left-padded);
-        // we zero-pad on the right like ykman, so only the framing is compared.
-        let encoded = encode_put(&data).unwrap();
-        assert_eq!(&encoded[..16], b"\x71\x0etouch required");
-        assert_eq!(&encoded[16..20], &[0x73, 0x10, 0x22, 0x06]);
-        assert_eq!(&encoded[encoded.len() - 2..], &[0x78, 0x02]);
-        assert_eq!(encoded.len(), 36);
-    }
-
-    #[test]
-    fn hotp_counter_goes_into_imf() {
-        let mut data = CredentialData::totp(None, "h", b"12345678901234567890");
-        data.oath_type = OathType::Hotp;
-        data.id = CredentialId::new(None, "h", OathType::Hotp, 30);
-        data.counter = 1;
-        let encoded = encode_put(&data).unwrap();
-        assert_eq!(&encoded[encoded.len() - 6..], &[0x7A, 0x04, 0, 0, 0, 1]);
-    }
 }
