@@ -244,7 +244,9 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     let needs_one = args.single || args.count > 1;
     match matches.len() {
         0 => return Err(CliError::NoMatch),
-        1 => {}
+        // Without a query, a lone account is listed like many: no touch, no HOTP bump.
+        1 if args.query.is_some() || needs_one => {}
+        1 => return print_codes(global, &keys, &matches),
         _ if needs_one => {
             let listed: Vec<(usize, Credential)> = matches
                 .iter()
