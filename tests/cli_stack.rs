@@ -510,6 +510,16 @@ fn hostile_cards_give_errors_not_hangs_or_panics() {
 }
 
 #[test]
+fn power_loss_mid_operation_is_reported_as_a_removed_key() {
+    let mut bed = TestBed::start();
+    // Discovery SELECT, then the session's SELECT; the CALCULATE ALL finds no card.
+    bed.attach_card(0, &["--fault", "power-loss-after=2"]);
+    let result = run(&bed, &["--reader", &bed.reader(0), "code"], "");
+    assert_eq!(result.code, 5, "{}", result.stderr);
+    assert!(result.stderr.contains("removed"), "{}", result.stderr);
+}
+
+#[test]
 fn unplugged_key_and_bad_input() {
     let mut bed = TestBed::start();
     let mut card = bed.attach_card(0, &[]);

@@ -1,1 +1,28 @@
-//! A YKOATH card in software (owned by the emulator work; placeholder).
+//! A YKOATH card in software, for tests and for driving real clients without hardware.
+//!
+//! - [`Card`]: the applet (YubiKey 5.7 or Nitrokey 3 behaviour, see [`Profile`]), with
+//!   fault switches ([`Faults`]), APDU counters ([`CardStats`]) and an optional state file;
+//! - [`EmulatorTransport`]: an in-process [`crate::oath::Transport`] over a shared card;
+//! - [`vpcd`]: a bridge that plugs the card into pcscd's virtual reader (vsmartcard vpcd).
+
+mod card;
+mod faults;
+mod profile;
+mod state;
+mod stats;
+mod transport;
+pub mod vpcd;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod trace_replay;
+
+pub use card::{
+    Card, CardConfig, DEFAULT_ATR, DEFAULT_CHUNK_SIZE, OVERSIZED_RESPONSE_LEN, Outcome,
+};
+pub use faults::{FaultHandle, Faults, TouchPolicy};
+pub use profile::Profile;
+pub use state::StateError;
+pub use stats::{CardStats, CommandKind};
+pub use transport::{CardHandle, EmulatorTransport};

@@ -12,7 +12,7 @@ use super::transport::TransportError;
 pub enum OathError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("could not encode the command: {0}")]
+    #[error("invalid APDU: {0}")]
     Apdu(#[from] ApduError),
     #[error("malformed response from the key: {0}")]
     Tlv(#[from] TlvError),

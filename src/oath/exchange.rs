@@ -6,7 +6,7 @@ use super::apdu::{CommandApdu, Response};
 use super::consts::INS_SEND_REMAINING;
 use super::error::OathError;
 use super::status::StatusWord;
-use super::transport::Transport;
+use super::transport::{Transport, TransportError};
 
 /// Largest answer we accept for one command (64 credentials with 64-byte ids and full
 /// SHA-512 responses stay far below this).
@@ -45,6 +45,10 @@ pub fn exchange<T: Transport + ?Sized>(
 
 fn receive<T: Transport + ?Sized>(transport: &mut T, bytes: &[u8]) -> Result<Response, OathError> {
     let raw = transport.transmit(bytes)?;
+    // pcscd hands back an empty answer when the card vanished mid-command.
+    if raw.is_empty() {
+        return Err(TransportError::CardRemoved.into());
+    }
     if raw.len() > MAX_RESPONSE_BYTES + 2 {
         return Err(OathError::ResponseTooLarge(MAX_RESPONSE_BYTES));
     }
@@ -54,7 +58,6 @@ fn receive<T: Transport + ?Sized>(transport: &mut T, bytes: &[u8]) -> Result<Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oath::transport::TransportError;
     use std::collections::VecDeque;
 
     struct Scripted(VecDeque<Vec<u8>>, Vec<Vec<u8>>);
