@@ -206,8 +206,7 @@ mod tests {
 
     const SHA1_KEY: &[u8] = b"12345678901234567890";
     const SHA256_KEY: &[u8] = b"12345678901234567890123456789012";
-    const SHA512_KEY: &[u8] =
-        b"1234567890123456789012345678901234567890123456789012345678901234";
+    const SHA512_KEY: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
     #[test]
     fn rfc4226_appendix_d() {
@@ -216,7 +215,10 @@ mod tests {
             "399871", "520489",
         ];
         for (counter, code) in expected.iter().enumerate() {
-            assert_eq!(hotp(HashAlgorithm::Sha1, SHA1_KEY, counter as u64, 6), *code);
+            assert_eq!(
+                hotp(HashAlgorithm::Sha1, SHA1_KEY, counter as u64, 6),
+                *code
+            );
         }
     }
 
