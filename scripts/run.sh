@@ -22,7 +22,7 @@ cargo build --release --quiet
 BIN=$PWD/target/release/oathbridge
 
 # pcscd: use the running one; else socket activation; else start it ourselves.
-if ! pgrep -x pcscd >/dev/null && [ ! -S /run/pcscd/pcscd.comm ]; then
+if [ ! -S /run/pcscd/pcscd.comm ]; then
   if [ -d /run/systemd/system ]; then
     $SUDO systemctl start pcscd.socket
   else
