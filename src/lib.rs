@@ -7,6 +7,9 @@
 //! - [`emulator`]: a YKOATH card in software, in-process or behind vpcd.
 
 pub mod cli;
+pub mod clock;
+pub mod core;
+pub mod daemon;
 pub mod emulator;
 pub mod oath;
 pub mod otp;

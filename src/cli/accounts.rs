@@ -44,13 +44,17 @@ pub struct CodeArgs {
     /// Include hidden accounts
     #[arg(short = 'H', long)]
     pub show_hidden: bool,
+    /// Keep showing codes, refreshed at each period boundary, until Ctrl-C (no touch, no HOTP)
+    #[arg(short, long, conflicts_with_all = ["single", "at", "count"])]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// Account name as [ISSUER:]NAME (optional with an otpauth:// input)
     pub name: Option<String>,
-    /// Read the seed from FILE, or - for stdin: otpauth:// URI, otpauth-migration:// export or base32
+    /// Read the seed from FILE, or - for stdin: otpauth:// URI, otpauth-migration:// export,
+    /// base32, or a PNG/JPEG image of a QR code holding one of the URIs
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
     /// OTP type [default: totp]
@@ -74,7 +78,7 @@ pub struct AddArgs {
     /// Replace an existing account with the same name
     #[arg(short, long)]
     pub force: bool,
-    /// Create a random 20-byte seed and print its otpauth:// URI once
+    /// Create a random 20-byte seed and print its otpauth:// URI and a QR code of it once
     #[arg(long, conflicts_with = "from")]
     pub generate: bool,
     /// Write the account to every connected key (backup keys)
@@ -126,7 +130,7 @@ fn split_name(text: &str) -> (Option<&str>, &str) {
 }
 
 /// Accounts matching `query`: an exact id wins; else case-insensitive substring.
-fn select_matches<'a, T>(
+pub(super) fn select_matches<'a, T>(
     items: &'a [T],
     credential: impl Fn(&T) -> &Credential,
     query: Option<&str>,
@@ -224,6 +228,9 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
 }
 
 pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
+    if args.watch {
+        return super::watch::watch(global, args);
+    }
     let timestamp = args.at.unwrap_or_else(now);
     let keys = Keys::discover(&global.filter())?;
     let mut rows: Vec<(usize, CodeEntry)> = Vec::new();
@@ -502,7 +509,12 @@ pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
             period: account.id.period,
             counter: u64::from(account.counter),
         };
-        println!("{}", uri.to_uri());
+        let uri = Zeroizing::new(uri.to_uri());
+        println!("{}", uri.as_str());
+        // The QR code is for a phone app; JSON consumers get the URI line only.
+        if !global.json {
+            println!("{}", terminal_qr(&uri)?.as_str());
+        }
     }
     if global.json {
         let out: Vec<_> = added
@@ -515,6 +527,22 @@ pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
         eprintln!("Added {id} to key {device}");
     }
     Ok(())
+}
+
+/// `text` as a QR code of Unicode half blocks (two modules a character row), with the quiet
+/// zone. Light modules are drawn as blocks: on the usual dark-background terminal the code
+/// then shows dark-on-light, as scanners expect.
+fn terminal_qr(text: &str) -> CliResult<Zeroizing<String>> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| CliError::Failure(format!("cannot draw the QR code: {e}")))?;
+    Ok(Zeroizing::new(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    ))
 }
 
 /// The single account `query` names, on any key (hidden accounts included).

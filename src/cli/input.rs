@@ -6,10 +6,15 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::error::{CliError, CliResult};
-use crate::otp::{OtpAuthUri, parse_base32_secret, parse_migration_uri, parse_otpauth_uri};
+use crate::otp::{
+    OtpAuthUri, decode_qr_image, looks_like_image, parse_base32_secret, parse_migration_uri,
+    parse_otpauth_uri,
+};
 
-/// Largest secret input we read (a migration export of many accounts stays far below).
-const MAX_INPUT: u64 = 64 * 1024;
+/// Largest input we read: QR code images (a phone screenshot is a few MiB) are the big ones.
+const MAX_INPUT: u64 = 16 * 1024 * 1024;
+/// Largest text input (a migration export of many accounts stays far below).
+const MAX_TEXT_INPUT: usize = 64 * 1024;
 
 /// What a seed input turned out to be.
 pub enum SeedInput {
@@ -48,13 +53,22 @@ fn read_limited(reader: impl Read) -> CliResult<Zeroizing<Vec<u8>>> {
     Ok(buffer)
 }
 
-/// Detect the kind of input by its content.
+/// Detect the kind of input by its content: a PNG/JPEG QR code image, else text.
 pub fn parse_seed(bytes: &[u8]) -> CliResult<SeedInput> {
-    if bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return Err(CliError::Input(
-            "QR code images are not supported yet; decode the image to its otpauth:// URI".into(),
-        ));
+    if looks_like_image(bytes) {
+        let text = decode_qr_image(bytes).map_err(|e| CliError::Input(e.to_string()))?;
+        return parse_seed_text(text.as_bytes());
     }
+    if bytes.len() > MAX_TEXT_INPUT {
+        return Err(CliError::Input(format!(
+            "text input is larger than {MAX_TEXT_INPUT} bytes"
+        )));
+    }
+    parse_seed_text(bytes)
+}
+
+/// A base32 secret, an otpauth:// URI or an otpauth-migration:// export.
+fn parse_seed_text(bytes: &[u8]) -> CliResult<SeedInput> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| CliError::Input("secret input is not UTF-8 text".into()))?
         .trim();

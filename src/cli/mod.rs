@@ -7,10 +7,11 @@ pub mod error;
 pub mod input;
 pub mod keys;
 pub mod output;
+pub mod watch;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use error::CliResult;
 use keys::KeyFilter;
@@ -84,6 +85,45 @@ pub enum Command {
     Reset(admin::ResetArgs),
     /// Run a software OATH card attached to pcscd through vpcd
     Emulate(emulate::EmulateArgs),
+    /// Serve codes on the D-Bus session bus (io.github.oathbridge.OathBridge1)
+    Daemon(crate::daemon::DaemonArgs),
+    /// Print a shell completion script
+    ///
+    /// Bash: oathbridge completions bash > ~/.local/share/bash-completion/completions/oathbridge
+    ///
+    /// Zsh: oathbridge completions zsh > ~/.zfunc/_oathbridge (with ~/.zfunc in fpath)
+    ///
+    /// Fish: oathbridge completions fish > ~/.config/fish/completions/oathbridge.fish
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff)
+    ///
+    /// Read it with `oathbridge man | man -l -`, or install it with
+    /// `oathbridge man > ~/.local/share/man/man1/oathbridge.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Completions and the man page describe the parser itself: no key is involved.
+fn completions(args: &CompletionsArgs) -> CliResult<()> {
+    let mut command = Cli::command();
+    clap_complete::generate(
+        args.shell,
+        &mut command,
+        "oathbridge",
+        &mut std::io::stdout(),
+    );
+    Ok(())
+}
+
+fn man() -> CliResult<()> {
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+    Ok(())
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -97,6 +137,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Password(args) => admin::password(&cli.global, &args),
         Command::Reset(args) => admin::reset(&cli.global, &args),
         Command::Emulate(args) => return emulate::run(args),
+        Command::Daemon(args) => return crate::daemon::run(args),
+        Command::Completions(args) => completions(&args),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

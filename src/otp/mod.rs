@@ -6,6 +6,7 @@
 mod base32;
 mod hotp;
 mod migration;
+mod qr;
 mod uri;
 
 pub use base32::{SecretError, parse_base32_secret};
@@ -14,4 +15,5 @@ pub use hotp::{
     totp_counter,
 };
 pub use migration::{MigrationError, parse_migration_uri};
+pub use qr::{MAX_DECODED_BYTES, MAX_DIMENSION, QrError, decode_qr_image, looks_like_image};
 pub use uri::{OtpAuthUri, UriError, parse_otpauth_uri};

@@ -1,0 +1,401 @@
+//! One worker thread per key. PC/SC calls block, so each key gets a plain thread that
+//! owns all access to it; async callers queue jobs and await the reply. Because jobs run
+//! one at a time, concurrent requests for the same time step find the code cache filled
+//! by the first one: one card round trip serves them all.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+
+use super::error::CoreError;
+use crate::emulator::{Card, EmulatorTransport};
+use crate::oath::auth::AccessKey;
+use crate::oath::consts::DEFAULT_PERIOD;
+use crate::oath::{
+    Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport,
+    Version,
+};
+use crate::otp::OathType;
+use crate::transport::pcsc::Pcsc;
+
+/// How to reach a key.
+#[derive(Clone)]
+pub enum Link {
+    Pcsc { reader: String },
+    Virtual { card: Arc<Mutex<Card>>, label: String },
+}
+
+impl Link {
+    pub fn reader(&self) -> &str {
+        match self {
+            Self::Pcsc { reader } => reader,
+            Self::Virtual { label, .. } => label,
+        }
+    }
+}
+
+/// What a key told us when it was found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub name: String,
+    pub is_virtual: bool,
+    pub reader: String,
+    pub firmware: Version,
+    pub serial: Option<u32>,
+    pub has_password: bool,
+    pub quirks: Quirks,
+}
+
+/// Notifications a worker sends while it works (touch prompts).
+pub trait WorkerEvents: Send + Sync {
+    fn touch_pending(&self, device: &str, account: &str, pending: bool);
+}
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// The async side of a worker. Dropping every handle stops the thread.
+#[derive(Clone)]
+pub struct DeviceHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl DeviceHandle {
+    /// Start a worker for a key already identified as `info`.
+    pub fn spawn(link: Link, info: DeviceInfo, events: Arc<dyn WorkerEvents>) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let name = format!("key-{}", info.id);
+        let mut worker = Worker {
+            link,
+            pcsc: None,
+            info,
+            access_key: None,
+            cache: None,
+            failed_unlocks: 0,
+            next_unlock_at: None,
+            events,
+        };
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            while let Ok(job) = queue.recv() {
+                job(&mut worker);
+            }
+            debug!(device = worker.info.id, "worker stopped");
+        });
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start a key worker");
+        }
+        Self { jobs }
+    }
+
+    /// Run `job` on the worker and wait for its answer.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Worker) -> Result<R, CoreError> + Send + 'static,
+    ) -> Result<R, CoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |worker| {
+                let _ = reply.send(job(worker));
+            }))
+            .map_err(|_| CoreError::DeviceRemoved)?;
+        answer.await.map_err(|_| CoreError::DeviceRemoved)?
+    }
+}
+
+struct CachedCodes {
+    step: u64,
+    entries: Vec<CodeEntry>,
+}
+
+pub struct Worker {
+    link: Link,
+    pcsc: Option<Pcsc>,
+    info: DeviceInfo,
+    /// The derived password key, kept in memory while the key stays plugged in.
+    access_key: Option<AccessKey>,
+    cache: Option<CachedCodes>,
+    failed_unlocks: u32,
+    next_unlock_at: Option<Instant>,
+    events: Arc<dyn WorkerEvents>,
+}
+
+/// Identify the key behind `link`: one SELECT.
+pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreError> {
+    let describe = |session: &Session<&mut dyn Transport>, link: &Link| {
+        let info = session.info();
+        DeviceInfo {
+            id: session.device_id(),
+            name: match link {
+                Link::Virtual { .. } => "Virtual key".to_owned(),
+                Link::Pcsc { .. } => session.quirks().kind.name().to_owned(),
+            },
+            is_virtual: matches!(link, Link::Virtual { .. }),
+            reader: link.reader().to_owned(),
+            firmware: info.version,
+            serial: info.serial,
+            has_password: session.has_password(),
+            quirks: session.quirks().clone(),
+        }
+    };
+    with_transport(link, pcsc, &mut |transport, reader| {
+        let session = Session::open(transport, reader)?;
+        Ok(describe(&session, link))
+    })
+}
+
+/// Open the right transport for `link` (one PC/SC transaction) and hand it to `action`.
+fn with_transport<R>(
+    link: &Link,
+    pcsc: Option<&Pcsc>,
+    action: &mut dyn FnMut(&mut dyn Transport, Option<&str>) -> Result<R, CoreError>,
+) -> Result<R, CoreError> {
+    match link {
+        Link::Pcsc { reader } => {
+            let pcsc = pcsc.ok_or(CoreError::DeviceRemoved)?;
+            let mut card = pcsc.connect(reader)?;
+            let mut transaction = card.transaction()?;
+            action(&mut transaction, Some(reader))
+        }
+        Link::Virtual { card, .. } => {
+            let mut transport = EmulatorTransport::from_shared(card.clone());
+            action(&mut transport, None)
+        }
+    }
+}
+
+impl Worker {
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    pub fn is_unlocked(&self) -> bool {
+        !self.info.has_password || self.access_key.is_some()
+    }
+
+    /// One operation: transaction, SELECT, VALIDATE with the key in memory, then `action`.
+    fn session<R>(
+        &mut self,
+        action: impl FnOnce(&mut Session<&mut dyn Transport>) -> Result<R, CoreError>,
+    ) -> Result<R, CoreError> {
+        if matches!(self.link, Link::Pcsc { .. }) && self.pcsc.is_none() {
+            self.pcsc = Some(Pcsc::establish()?);
+        }
+        let access_key = self.access_key.clone();
+        let mut action = Some(action);
+        let mut info = None;
+        let result = with_transport(&self.link, self.pcsc.as_ref(), &mut |transport, reader| {
+            let mut session = Session::open(transport, reader)?;
+            info = Some((session.has_password(), session.device_id()));
+            if session.is_locked() {
+                match &access_key {
+                    Some(key) => session.validate(key.as_ref())?,
+                    None => return Err(CoreError::Locked),
+                }
+            }
+            match action.take() {
+                Some(action) => action(&mut session),
+                None => Err(CoreError::Card("operation ran twice".into())),
+            }
+        });
+        if let Some((has_password, id)) = info {
+            if id != self.info.id {
+                // Another key sits in the reader now (or it was reset): treat as removed.
+                return Err(CoreError::DeviceRemoved);
+            }
+            self.info.has_password = has_password;
+        }
+        if let Err(CoreError::WrongPassword(_)) = &result {
+            // The remembered key no longer matches (password changed elsewhere).
+            self.access_key = None;
+        }
+        if matches!(result, Err(CoreError::DeviceRemoved)) {
+            // Re-establish next time: pcscd may have restarted.
+            self.pcsc = None;
+        }
+        result
+    }
+
+    /// Every account, with touch/digits details where the key reports them.
+    pub fn accounts(&mut self) -> Result<Vec<Credential>, CoreError> {
+        self.session(|session| {
+            let mut credentials = session.list()?;
+            if session.quirks().calculate_all {
+                let details = session.calculate_all(crate::clock::unix_now())?;
+                for credential in &mut credentials {
+                    if let Some(entry) = details
+                        .iter()
+                        .find(|e| e.credential.raw_id == credential.raw_id)
+                    {
+                        credential.touch = entry.credential.touch;
+                        credential.digits = entry.credential.digits;
+                    }
+                }
+            }
+            Ok(credentials)
+        })
+    }
+
+    /// Codes for every account at `timestamp`, cached for the 30 s step. An explicit
+    /// timestamp bypasses the cache.
+    pub fn codes(&mut self, timestamp: Option<u64>) -> Result<Vec<CodeEntry>, CoreError> {
+        let now = timestamp.unwrap_or_else(crate::clock::unix_now);
+        let step = now / u64::from(DEFAULT_PERIOD);
+        if timestamp.is_none()
+            && let Some(cache) = &self.cache
+            && cache.step == step
+        {
+            return Ok(cache.entries.clone());
+        }
+        let entries = self.session(|session| Ok(session.calculate_all(now)?))?;
+        if timestamp.is_none() {
+            self.cache = Some(CachedCodes {
+                step,
+                entries: entries.clone(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// One code, waiting for touch when the account needs it.
+    pub fn calculate(&mut self, credential: &Credential, timestamp: u64) -> Result<Code, CoreError> {
+        let touch = credential.touch != Some(false) || credential.oath_type == OathType::Hotp;
+        let label = credential.id_string();
+        if touch {
+            self.events.touch_pending(&self.info.id, &label, true);
+        }
+        let is_steam = credential.oath_type == OathType::Totp
+            && credential.id.issuer.as_deref() == Some("Steam");
+        let result = self.session(|session| {
+            Ok(if is_steam {
+                session.calculate_steam(credential, timestamp)?
+            } else {
+                session.calculate(credential, timestamp)?
+            })
+        });
+        if touch {
+            self.events.touch_pending(&self.info.id, &label, false);
+        }
+        result
+    }
+
+    pub fn put(&mut self, data: &CredentialData, overwrite: bool) -> Result<Credential, CoreError> {
+        self.cache = None;
+        self.session(|session| Ok(session.put(data, overwrite)?))
+    }
+
+    pub fn delete(&mut self, credential: &Credential) -> Result<(), CoreError> {
+        self.cache = None;
+        self.session(|session| Ok(session.delete(credential)?))
+    }
+
+    pub fn rename(
+        &mut self,
+        credential: &Credential,
+        new_id: &CredentialId,
+    ) -> Result<Credential, CoreError> {
+        self.cache = None;
+        self.session(|session| Ok(session.rename(credential, new_id)?))
+    }
+
+    /// Check `password`, keep the derived key in memory. Failed attempts back off.
+    pub fn unlock(&mut self, password: &str) -> Result<(), CoreError> {
+        if let Some(at) = self.next_unlock_at
+            && Instant::now() < at
+        {
+            let wait = at.saturating_duration_since(Instant::now()).as_secs() + 1;
+            return Err(CoreError::WrongPassword(format!(
+                "too many wrong passwords; try again in {wait} s"
+            )));
+        }
+        self.access_key = None;
+        let password = password.to_owned();
+        let result = with_pcsc(self, move |session| {
+            if !session.has_password() {
+                return Err(CoreError::InvalidInput("the key has no password set".into()));
+            }
+            Ok(session.unlock(&password)?)
+        });
+        match result {
+            Ok(key) => {
+                self.failed_unlocks = 0;
+                self.next_unlock_at = None;
+                self.access_key = Some(key);
+                self.cache = None;
+                Ok(())
+            }
+            Err(error) => {
+                if matches!(error, CoreError::WrongPassword(_)) {
+                    self.failed_unlocks += 1;
+                    let delay = Duration::from_millis(250u64 << self.failed_unlocks.min(6));
+                    self.next_unlock_at = Some(Instant::now() + delay);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Set (or with an empty `new`, clear) the password. `current` is needed when one is set
+    /// and the key is not unlocked yet.
+    pub fn set_password(&mut self, current: &str, new: &str) -> Result<(), CoreError> {
+        if self.info.has_password && self.access_key.is_none() {
+            self.unlock(current)?;
+        }
+        let new = new.to_owned();
+        let key = self.session(move |session| {
+            if new.is_empty() {
+                session.clear_password()?;
+                Ok(None)
+            } else {
+                Ok(Some(session.set_password(&new)?))
+            }
+        })?;
+        self.info.has_password = key.is_some();
+        self.access_key = key;
+        self.cache = None;
+        Ok(())
+    }
+
+    /// Drop the key from memory.
+    pub fn lock(&mut self) {
+        self.access_key = None;
+        self.cache = None;
+    }
+
+    /// RESET: every account and the password go; the key gets a new id (so the caller
+    /// treats it as a new key).
+    pub fn reset(&mut self) -> Result<DeviceInfo, CoreError> {
+        self.cache = None;
+        self.access_key = None;
+        let link = self.link.clone();
+        with_pcsc(self, |session| Ok(session.reset()?))?;
+        self.pcsc_identify(&link)
+    }
+
+    fn pcsc_identify(&mut self, link: &Link) -> Result<DeviceInfo, CoreError> {
+        let info = identify(link, self.pcsc.as_ref())?;
+        self.info = info.clone();
+        Ok(info)
+    }
+}
+
+/// A session that skips the automatic VALIDATE (for unlock and reset).
+fn with_pcsc<R>(
+    worker: &mut Worker,
+    action: impl FnOnce(&mut Session<&mut dyn Transport>) -> Result<R, CoreError>,
+) -> Result<R, CoreError> {
+    if matches!(worker.link, Link::Pcsc { .. }) && worker.pcsc.is_none() {
+        worker.pcsc = Some(Pcsc::establish()?);
+    }
+    let mut action = Some(action);
+    with_transport(&worker.link, worker.pcsc.as_ref(), &mut |transport, reader| {
+        let mut session = Session::open(transport, reader)?;
+        match action.take() {
+            Some(action) => action(&mut session),
+            None => Err(CoreError::Card("operation ran twice".into())),
+        }
+    })
+}

@@ -1,0 +1,201 @@
+//! `io.github.oathbridge.OathBridge1.Device`: one key.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, interface};
+
+use super::Shared;
+use super::access::check_caller;
+use super::error::DaemonError;
+use crate::core::DeviceInfo;
+
+pub struct Device {
+    shared: Shared,
+    id: String,
+    unlocked: AtomicBool,
+    touch_pending: AtomicBool,
+}
+
+impl Device {
+    pub fn new(shared: Shared, id: String) -> Self {
+        Self {
+            shared,
+            id,
+            unlocked: AtomicBool::new(false),
+            touch_pending: AtomicBool::new(false),
+        }
+    }
+
+    fn info(&self) -> Option<DeviceInfo> {
+        self.shared.manager.get(&self.id).ok().map(|d| d.info)
+    }
+
+    pub fn set_touch_pending(&self, pending: bool) {
+        self.touch_pending.store(pending, Ordering::Relaxed);
+    }
+}
+
+#[interface(name = "io.github.oathbridge.OathBridge1.Device")]
+impl Device {
+    /// Check the password and keep the derived key in memory until the key is pulled or
+    /// Lock() is called. Wrong attempts are rate-limited.
+    async fn unlock(
+        &self,
+        password: String,
+        remember: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        let _ = remember; // kept in memory either way; persistent memory is not built yet
+        let device = self.shared.manager.get(&self.id)?;
+        device.handle.run(move |worker| worker.unlock(&password)).await?;
+        self.unlocked.store(true, Ordering::Relaxed);
+        self.locked_changed(&emitter).await?;
+        super::refresh_accounts(&self.shared, connection, &self.id).await?;
+        Ok(())
+    }
+
+    /// Set or change the password; an empty `new` clears it.
+    async fn set_password(
+        &self,
+        current: String,
+        new: String,
+        remember: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        let _ = remember;
+        let device = self.shared.manager.get(&self.id)?;
+        let info = device
+            .handle
+            .run(move |worker| {
+                worker.set_password(&current, &new)?;
+                Ok(worker.info().clone())
+            })
+            .await?;
+        self.shared.manager.update(&self.id, info);
+        self.unlocked.store(true, Ordering::Relaxed);
+        self.locked_changed(&emitter).await?;
+        Ok(())
+    }
+
+    /// Drop the in-memory key (same as Lock until remembered keys exist).
+    async fn forget(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), DaemonError> {
+        self.lock(header, connection, emitter).await
+    }
+
+    /// Drop the in-memory key: the key's accounts need the password again.
+    async fn lock(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        let device = self.shared.manager.get(&self.id)?;
+        device
+            .handle
+            .run(|worker| {
+                worker.lock();
+                Ok(())
+            })
+            .await?;
+        self.unlocked.store(false, Ordering::Relaxed);
+        self.locked_changed(&emitter).await?;
+        Ok(())
+    }
+
+    /// Delete every account and the password. The key gets a new id, so this object is
+    /// replaced by a new one.
+    async fn reset(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        let device = self.shared.manager.get(&self.id)?;
+        let info = device.handle.run(|worker| worker.reset()).await?;
+        self.shared.manager.update(&self.id, info);
+        Ok(())
+    }
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    /// Model, e.g. "YubiKey", "Nitrokey 3", "Virtual key".
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn name(&self) -> String {
+        self.info().map(|i| i.name).unwrap_or_default()
+    }
+
+    /// "hardware" or "virtual".
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn kind(&self) -> String {
+        match self.info() {
+            Some(info) if info.is_virtual => "virtual".into(),
+            _ => "hardware".into(),
+        }
+    }
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn reader(&self) -> String {
+        self.info().map(|i| i.reader).unwrap_or_default()
+    }
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn firmware(&self) -> String {
+        self.info().map(|i| i.firmware.to_string()).unwrap_or_default()
+    }
+
+    /// Serial number; 0 when the key does not tell it over OATH.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn serial(&self) -> u32 {
+        self.info().and_then(|i| i.serial).unwrap_or(0)
+    }
+
+    /// A password is set and not given yet.
+    #[zbus(property)]
+    fn locked(&self) -> bool {
+        self.info().is_some_and(|i| i.has_password) && !self.unlocked.load(Ordering::Relaxed)
+    }
+
+    /// A key is stored in the Secret Service (not built yet: always false).
+    #[zbus(property)]
+    fn remembered(&self) -> bool {
+        false
+    }
+
+    /// How many accounts fit; 0 when unknown.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn capacity(&self) -> u32 {
+        self.info()
+            .and_then(|i| i.quirks.capacity)
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(0)
+    }
+
+    /// Accounts known on the key (0 while locked).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn used(&self) -> u32 {
+        self.shared.registry.lock().await.account_count(&self.id)
+    }
+
+    /// True while the key waits for a touch.
+    #[zbus(property)]
+    fn touch_pending(&self) -> bool {
+        self.touch_pending.load(Ordering::Relaxed)
+    }
+}

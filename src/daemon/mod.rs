@@ -1,0 +1,227 @@
+//! The D-Bus service: adapts the core to the session bus. No protocol logic here.
+
+pub mod access;
+pub mod account;
+pub mod device;
+pub mod error;
+pub mod manager;
+pub mod notify;
+pub mod registry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{error, info, warn};
+use zbus::Connection;
+use zbus::zvariant::OwnedObjectPath;
+
+use crate::core::{CoreEvent, DeviceManager, Link};
+use crate::emulator::{Card, CardConfig};
+use crate::oath::CodeEntry;
+use error::DaemonResult;
+use registry::{Registry, SharedRegistry};
+
+pub const BUS_NAME: &str = "io.github.oathbridge.OathBridge1";
+pub const ROOT_PATH: &str = "/io/github/oathbridge/OathBridge1";
+pub const DEVICES_PATH: &str = "/io/github/oathbridge/OathBridge1/devices";
+pub const ACCOUNTS_PATH: &str = "/io/github/oathbridge/OathBridge1/accounts";
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Host a virtual key backed by this state file (created, mode 0600, if missing)
+    #[arg(long = "virtual-key", value_name = "FILE")]
+    pub virtual_keys: Vec<PathBuf>,
+    /// Take the bus name over from a running instance
+    #[arg(long)]
+    pub replace: bool,
+    /// Do not watch pcscd (only virtual keys)
+    #[arg(long)]
+    pub no_pcsc: bool,
+}
+
+/// What every D-Bus object shares.
+pub struct State {
+    pub manager: Arc<DeviceManager>,
+    pub registry: SharedRegistry,
+}
+
+pub type Shared = Arc<State>;
+
+pub fn run(args: DaemonArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: DaemonArgs) -> Result<(), String> {
+    let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let manager = DeviceManager::new(events);
+    // Keys present at start are known before the name is taken, so the first call
+    // (the one that activated us) already sees them.
+    for path in &args.virtual_keys {
+        let card = Card::new(CardConfig::yubikey())
+            .with_state_file(path)
+            .map_err(|e| e.to_string())?;
+        let link = Link::Virtual {
+            card: Arc::new(Mutex::new(card)),
+            label: format!("virtual:{}", path.display()),
+        };
+        manager.add_virtual(link).await.map_err(|e| e.to_string())?;
+    }
+    if !args.no_pcsc {
+        manager.scan_pcsc().await;
+    }
+    let shared: Shared = Arc::new(State {
+        manager: manager.clone(),
+        registry: Arc::new(tokio::sync::Mutex::new(Registry::default())),
+    });
+    let connection = zbus::connection::Builder::session()
+        .and_then(|b| b.serve_at(ROOT_PATH, manager::Manager { shared: shared.clone() }))
+        .and_then(|b| b.serve_at(ROOT_PATH, zbus::fdo::ObjectManager))
+        .and_then(|b| b.name(BUS_NAME))
+        .map(|b| b.allow_name_replacements(true).replace_existing_names(args.replace))
+        .map_err(|e| format!("cannot connect to the session bus: {e}"))?
+        .build()
+        .await
+        .map_err(|e| match e {
+            zbus::Error::NameTaken => format!("{BUS_NAME} is already running (use --replace)"),
+            other => format!("cannot connect to the session bus: {other}"),
+        })?;
+    for device in manager.devices() {
+        registry::add_device(&shared, &connection, &device.info.id).await;
+        let _ = refresh_accounts(&shared, &connection, &device.info.id).await;
+    }
+    if !args.no_pcsc {
+        manager.watch_pcsc().map_err(|e| format!("cannot watch pcscd: {e}"))?;
+    }
+    info!("serving {BUS_NAME}");
+    let events = tokio::spawn(handle_events(shared.clone(), connection.clone(), receiver));
+    wait_for_exit(&connection).await;
+    events.abort();
+    Ok(())
+}
+
+/// Until SIGTERM/SIGINT, or until another instance takes our name (`--replace`).
+async fn wait_for_exit(connection: &Connection) {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            error!(%e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    let name_lost = async {
+        let Ok(proxy) = zbus::fdo::DBusProxy::new(connection).await else {
+            return std::future::pending().await;
+        };
+        let Ok(mut lost) = proxy.receive_name_lost().await else {
+            return std::future::pending().await;
+        };
+        use futures_util::StreamExt;
+        while let Some(signal) = lost.next().await {
+            if signal.args().is_ok_and(|a| a.name() == BUS_NAME) {
+                info!("bus name taken over; exiting");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+        _ = name_lost => {}
+    }
+}
+
+async fn handle_events(shared: Shared, connection: Connection, mut events: UnboundedReceiver<CoreEvent>) {
+    let mut notifications = notify::Notifier::new(connection.clone());
+    while let Some(event) = events.recv().await {
+        match event {
+            CoreEvent::Added(id) => {
+                registry::add_device(&shared, &connection, &id).await;
+                if let Err(e) = refresh_accounts(&shared, &connection, &id).await {
+                    warn!(device = id, error = %e, "cannot list accounts");
+                }
+            }
+            CoreEvent::Removed(id) => registry::remove_device(&shared, &connection, &id).await,
+            CoreEvent::TouchPending { device, account, pending } => {
+                set_touch_pending(&shared, &connection, &device, pending).await;
+                if pending {
+                    notifications.touch_prompt(&account).await;
+                } else {
+                    notifications.withdraw().await;
+                }
+            }
+        }
+    }
+}
+
+async fn set_touch_pending(shared: &Shared, connection: &Connection, id: &str, pending: bool) {
+    let Some(path) = shared.registry.lock().await.device_path(id) else {
+        return;
+    };
+    if let Ok(device) = connection
+        .object_server()
+        .interface::<_, device::Device>(&path)
+        .await
+    {
+        device.get().await.set_touch_pending(pending);
+        let _ = device
+            .get()
+            .await
+            .touch_pending_changed(device.signal_emitter())
+            .await;
+    }
+}
+
+/// List the key's accounts and make the Account objects match (nothing while locked).
+pub async fn refresh_accounts(shared: &Shared, connection: &Connection, id: &str) -> DaemonResult<()> {
+    let device = shared.manager.get(id)?;
+    match device.handle.run(|worker| worker.accounts()).await {
+        Ok(credentials) => {
+            registry::sync_accounts(shared, connection, id, &credentials).await;
+            Ok(())
+        }
+        Err(crate::core::CoreError::Locked) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Account object paths for code entries, listing the key again if it has accounts we
+/// have not seen (added by another program).
+pub async fn account_paths(
+    shared: &Shared,
+    connection: &Connection,
+    id: &str,
+    entries: &[CodeEntry],
+) -> DaemonResult<Vec<Option<OwnedObjectPath>>> {
+    let lookup = |registry: &Registry| -> Vec<Option<OwnedObjectPath>> {
+        entries
+            .iter()
+            .map(|e| registry.account_path(id, &e.credential.raw_id))
+            .collect()
+    };
+    let paths = lookup(&*shared.registry.lock().await);
+    if paths.iter().all(Option::is_some) {
+        return Ok(paths);
+    }
+    refresh_accounts(shared, connection, id).await?;
+    Ok(lookup(&*shared.registry.lock().await))
+}
