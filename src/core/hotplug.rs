@@ -64,7 +64,9 @@ fn watch(
     loop {
         // Readers that went away take their cards with them.
         for state in &states {
-            let gone = state.event_state().intersects(State::UNKNOWN | State::IGNORE);
+            let gone = state
+                .event_state()
+                .intersects(State::UNKNOWN | State::IGNORE);
             let name = state.name().to_string_lossy().into_owned();
             if gone && present.remove(&name) {
                 send(PcscEvent::CardRemoved(name))?;

@@ -16,7 +16,11 @@ use crate::transport::pcsc::Pcsc;
 pub enum CoreEvent {
     Added(String),
     Removed(String),
-    TouchPending { device: String, account: String, pending: bool },
+    TouchPending {
+        device: String,
+        account: String,
+        pending: bool,
+    },
 }
 
 /// A key as seen from outside: its description and the handle to its worker.
@@ -107,7 +111,10 @@ impl DeviceManager {
             return; // already known (found by the start-up scan and again by the monitor)
         }
         let handle = DeviceHandle::spawn(link, info.clone(), Arc::new(Relay(self.events.clone())));
-        let replaced = self.lock().insert(id.clone(), Entry { info, handle }).is_some();
+        let replaced = self
+            .lock()
+            .insert(id.clone(), Entry { info, handle })
+            .is_some();
         if replaced {
             let _ = self.events.send(CoreEvent::Removed(id.clone()));
         }

@@ -16,8 +16,7 @@ use crate::emulator::{Card, EmulatorTransport};
 use crate::oath::auth::AccessKey;
 use crate::oath::consts::DEFAULT_PERIOD;
 use crate::oath::{
-    Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport,
-    Version,
+    Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport, Version,
 };
 use crate::otp::OathType;
 use crate::transport::pcsc::Pcsc;
@@ -25,8 +24,13 @@ use crate::transport::pcsc::Pcsc;
 /// How to reach a key.
 #[derive(Clone)]
 pub enum Link {
-    Pcsc { reader: String },
-    Virtual { card: Arc<Mutex<Card>>, label: String },
+    Pcsc {
+        reader: String,
+    },
+    Virtual {
+        card: Arc<Mutex<Card>>,
+        label: String,
+    },
 }
 
 impl Link {
@@ -147,11 +151,15 @@ pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreErro
     })
 }
 
+/// What runs inside one transaction: the transport and the reader name (for quirks).
+type TransportAction<'a, R> =
+    &'a mut dyn FnMut(&mut dyn Transport, Option<&str>) -> Result<R, CoreError>;
+
 /// Open the right transport for `link` (one PC/SC transaction) and hand it to `action`.
 fn with_transport<R>(
     link: &Link,
     pcsc: Option<&Pcsc>,
-    action: &mut dyn FnMut(&mut dyn Transport, Option<&str>) -> Result<R, CoreError>,
+    action: TransportAction<'_, R>,
 ) -> Result<R, CoreError> {
     match link {
         Link::Pcsc { reader } => {
@@ -261,7 +269,11 @@ impl Worker {
     }
 
     /// One code, waiting for touch when the account needs it.
-    pub fn calculate(&mut self, credential: &Credential, timestamp: u64) -> Result<Code, CoreError> {
+    pub fn calculate(
+        &mut self,
+        credential: &Credential,
+        timestamp: u64,
+    ) -> Result<Code, CoreError> {
         let touch = credential.touch != Some(false) || credential.oath_type == OathType::Hotp;
         let label = credential.id_string();
         if touch {
@@ -315,7 +327,9 @@ impl Worker {
         let password = password.to_owned();
         let result = with_pcsc(self, move |session| {
             if !session.has_password() {
-                return Err(CoreError::InvalidInput("the key has no password set".into()));
+                return Err(CoreError::InvalidInput(
+                    "the key has no password set".into(),
+                ));
             }
             Ok(session.unlock(&password)?)
         });
@@ -391,11 +405,15 @@ fn with_pcsc<R>(
         worker.pcsc = Some(Pcsc::establish()?);
     }
     let mut action = Some(action);
-    with_transport(&worker.link, worker.pcsc.as_ref(), &mut |transport, reader| {
-        let mut session = Session::open(transport, reader)?;
-        match action.take() {
-            Some(action) => action(&mut session),
-            None => Err(CoreError::Card("operation ran twice".into())),
-        }
-    })
+    with_transport(
+        &worker.link,
+        worker.pcsc.as_ref(),
+        &mut |transport, reader| {
+            let mut session = Session::open(transport, reader)?;
+            match action.take() {
+                Some(action) => action(&mut session),
+                None => Err(CoreError::Card("operation ran twice".into())),
+            }
+        },
+    )
 }

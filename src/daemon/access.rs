@@ -12,7 +12,9 @@ use super::error::DaemonResult;
 
 /// Our own uid, read without unsafe code.
 pub fn own_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 pub async fn check_caller(connection: &Connection, header: &Header<'_>) -> DaemonResult<()> {
@@ -27,9 +29,9 @@ pub async fn check_caller(connection: &Connection, header: &Header<'_>) -> Daemo
     if uid == own_uid() {
         Ok(())
     } else {
-        Err(zbus::fdo::Error::AccessDenied(format!(
-            "uid {uid} may not use another user's keys"
-        ))
-        .into())
+        Err(
+            zbus::fdo::Error::AccessDenied(format!("uid {uid} may not use another user's keys"))
+                .into(),
+        )
     }
 }

@@ -22,7 +22,12 @@ pub struct Account {
 }
 
 impl Account {
-    pub fn new(shared: Shared, device: String, device_path: OwnedObjectPath, credential: Credential) -> Self {
+    pub fn new(
+        shared: Shared,
+        device: String,
+        device_path: OwnedObjectPath,
+        credential: Credential,
+    ) -> Self {
         Self {
             shared,
             device,
@@ -32,7 +37,10 @@ impl Account {
     }
 
     pub fn credential(&self) -> Credential {
-        self.credential.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.credential
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// New details from a later listing; keeps what the new listing does not know.
@@ -56,7 +64,11 @@ impl Account {
         #[zbus(connection)] connection: &Connection,
     ) -> Result<(String, u64, u64), DaemonError> {
         check_caller(connection, &header).await?;
-        let at = if timestamp == 0 { crate::clock::unix_now() } else { timestamp };
+        let at = if timestamp == 0 {
+            crate::clock::unix_now()
+        } else {
+            timestamp
+        };
         let device = self.shared.manager.get(&self.device)?;
         let credential = self.credential();
         let code = device
@@ -76,7 +88,10 @@ impl Account {
         let device = self.shared.manager.get(&self.device)?;
         let credential = self.credential();
         let raw_id = credential.raw_id.clone();
-        device.handle.run(move |worker| worker.delete(&credential)).await?;
+        device
+            .handle
+            .run(move |worker| worker.delete(&credential))
+            .await?;
         registry::remove_account(&self.shared, connection, &self.device, &raw_id).await;
         Ok(())
     }
@@ -93,7 +108,12 @@ impl Account {
         check_caller(connection, &header).await?;
         let device = self.shared.manager.get(&self.device)?;
         let credential = self.credential();
-        let new_id = CredentialId::new(Some(&issuer), &name, credential.oath_type, credential.id.period);
+        let new_id = CredentialId::new(
+            Some(&issuer),
+            &name,
+            credential.oath_type,
+            credential.id.period,
+        );
         let renamed = device
             .handle
             .run(move |worker| worker.rename(&credential, &new_id))

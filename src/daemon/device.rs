@@ -52,7 +52,10 @@ impl Device {
         check_caller(connection, &header).await?;
         let _ = remember; // kept in memory either way; persistent memory is not built yet
         let device = self.shared.manager.get(&self.id)?;
-        device.handle.run(move |worker| worker.unlock(&password)).await?;
+        device
+            .handle
+            .run(move |worker| worker.unlock(&password))
+            .await?;
         self.unlocked.store(true, Ordering::Relaxed);
         self.locked_changed(&emitter).await?;
         super::refresh_accounts(&self.shared, connection, &self.id).await?;
@@ -157,7 +160,9 @@ impl Device {
 
     #[zbus(property(emits_changed_signal = "const"))]
     fn firmware(&self) -> String {
-        self.info().map(|i| i.firmware.to_string()).unwrap_or_default()
+        self.info()
+            .map(|i| i.firmware.to_string())
+            .unwrap_or_default()
     }
 
     /// Serial number; 0 when the key does not tell it over OATH.

@@ -40,14 +40,18 @@ where
 
 fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
     // Plain values (strings, numbers, paths) always convert; fds are never used here.
-    v.into().try_to_owned().unwrap_or_else(|_| OwnedValue::from(0u32))
+    v.into()
+        .try_to_owned()
+        .unwrap_or_else(|_| OwnedValue::from(0u32))
 }
 
 /// Matching like the CLI: an exact id wins, else a case-insensitive substring.
 fn matching(entries: &[CodeEntry], query: Option<&str>, show_hidden: bool) -> Vec<usize> {
     let visible = |e: &CodeEntry| show_hidden || !e.credential.id.is_hidden();
     let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return (0..entries.len()).filter(|i| visible(&entries[*i])).collect();
+        return (0..entries.len())
+            .filter(|i| visible(&entries[*i]))
+            .collect();
     };
     let exact: Vec<usize> = (0..entries.len())
         .filter(|i| entries[*i].credential.id_string() == query)
@@ -58,7 +62,13 @@ fn matching(entries: &[CodeEntry], query: Option<&str>, show_hidden: bool) -> Ve
     let needle = query.to_lowercase();
     (0..entries.len())
         .filter(|i| visible(&entries[*i]))
-        .filter(|i| entries[*i].credential.id_string().to_lowercase().contains(&needle))
+        .filter(|i| {
+            entries[*i]
+                .credential
+                .id_string()
+                .to_lowercase()
+                .contains(&needle)
+        })
         .collect()
 }
 
@@ -68,7 +78,12 @@ fn credential_from(dict: &Dict) -> Result<CredentialData, DaemonError> {
         let parsed = parse_otpauth_uri(uri).map_err(|e| invalid(e.to_string()))?;
         let counter = u32::try_from(parsed.counter).map_err(|_| invalid("counter too large"))?;
         let data = CredentialData {
-            id: CredentialId::new(parsed.issuer.as_deref(), &parsed.name, parsed.oath_type, parsed.period),
+            id: CredentialId::new(
+                parsed.issuer.as_deref(),
+                &parsed.name,
+                parsed.oath_type,
+                parsed.period,
+            ),
             oath_type: parsed.oath_type,
             algorithm: parsed.algorithm,
             digits: parsed.digits,
@@ -79,7 +94,8 @@ fn credential_from(dict: &Dict) -> Result<CredentialData, DaemonError> {
         data.validate().map_err(|e| invalid(e.to_string()))?;
         return Ok(data);
     }
-    let name = get::<&str>(dict, "name")?.ok_or_else(|| invalid("give \"uri\" or \"name\" and \"secret\""))?;
+    let name = get::<&str>(dict, "name")?
+        .ok_or_else(|| invalid("give \"uri\" or \"name\" and \"secret\""))?;
     let secret: Zeroizing<Vec<u8>> = match dict.get("secret") {
         Some(value) => Zeroizing::new(
             <Vec<u8>>::try_from(value.try_clone().map_err(|_| invalid("bad secret"))?)
@@ -116,6 +132,7 @@ impl Manager {
     /// "timestamp" (t, unix seconds; default now). Entries: "account" (o), "device" (o),
     /// "id", "issuer", "name", "type" (s), "touch" (b), and for accounts the key
     /// calculated: "code" (s), "valid_from", "valid_to" (t).
+    #[zbus(out_args("codes"))]
     async fn get_codes(
         &self,
         options: Dict,
@@ -129,7 +146,11 @@ impl Manager {
         let mut out = Vec::new();
         for device in self.shared.manager.devices() {
             let id = device.info.id.clone();
-            let entries = match device.handle.run(move |worker| worker.codes(timestamp)).await {
+            let entries = match device
+                .handle
+                .run(move |worker| worker.codes(timestamp))
+                .await
+            {
                 Ok(entries) => entries,
                 // Locked or vanished keys contribute nothing; the others still answer.
                 Err(CoreError::Locked | CoreError::DeviceRemoved) => continue,
@@ -148,9 +169,15 @@ impl Manager {
                 }
                 dict.insert("device".into(), value(device_path.clone()));
                 dict.insert("id".into(), value(credential.id_string()));
-                dict.insert("issuer".into(), value(credential.id.issuer.clone().unwrap_or_default()));
+                dict.insert(
+                    "issuer".into(),
+                    value(credential.id.issuer.clone().unwrap_or_default()),
+                );
                 dict.insert("name".into(), value(credential.id.name.clone()));
-                dict.insert("type".into(), value(credential.oath_type.name().to_lowercase()));
+                dict.insert(
+                    "type".into(),
+                    value(credential.oath_type.name().to_lowercase()),
+                );
                 dict.insert("touch".into(), value(credential.touch == Some(true)));
                 if let Some(code) = &entry.code {
                     dict.insert("code".into(), value(code.value.clone()));
@@ -166,6 +193,7 @@ impl Manager {
     /// Put an account on a key. Credential: "uri" (s), or "name", "issuer" (s), "secret"
     /// (ay), "type", "algorithm" (s), "digits", "period", "counter" (u), "touch" (b).
     /// Options: "device" (o), "all_devices" (b), "overwrite" (b). Returns the new accounts.
+    #[zbus(out_args("accounts"))]
     async fn add_account(
         &self,
         credential: Dict,
@@ -193,19 +221,22 @@ impl Manager {
                 .device_for_path(&path)
                 .ok_or_else(|| DaemonError::NoDevice(format!("no key at {path}")))?;
             devices.into_iter().filter(|d| d.info.id == id).collect()
-        } else if all {
-            devices
-        } else if devices.len() == 1 {
+        } else if all || devices.len() == 1 {
             devices
         } else if devices.is_empty() {
             return Err(DaemonError::NoDevice("no key connected".into()));
         } else {
-            return Err(invalid("several keys connected: pass \"device\" or \"all_devices\""));
+            return Err(invalid(
+                "several keys connected: pass \"device\" or \"all_devices\"",
+            ));
         };
         let mut added = Vec::new();
         for device in targets {
             let data = data.clone();
-            let credential = device.handle.run(move |worker| worker.put(&data, overwrite)).await?;
+            let credential = device
+                .handle
+                .run(move |worker| worker.put(&data, overwrite))
+                .await?;
             super::refresh_accounts(&self.shared, connection, &device.info.id).await?;
             if let Some(path) = self
                 .shared

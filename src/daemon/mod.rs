@@ -94,10 +94,20 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         registry: Arc::new(tokio::sync::Mutex::new(Registry::default())),
     });
     let connection = zbus::connection::Builder::session()
-        .and_then(|b| b.serve_at(ROOT_PATH, manager::Manager { shared: shared.clone() }))
+        .and_then(|b| {
+            b.serve_at(
+                ROOT_PATH,
+                manager::Manager {
+                    shared: shared.clone(),
+                },
+            )
+        })
         .and_then(|b| b.serve_at(ROOT_PATH, zbus::fdo::ObjectManager))
         .and_then(|b| b.name(BUS_NAME))
-        .map(|b| b.allow_name_replacements(true).replace_existing_names(args.replace))
+        .map(|b| {
+            b.allow_name_replacements(true)
+                .replace_existing_names(args.replace)
+        })
         .map_err(|e| format!("cannot connect to the session bus: {e}"))?
         .build()
         .await
@@ -110,7 +120,9 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         let _ = refresh_accounts(&shared, &connection, &device.info.id).await;
     }
     if !args.no_pcsc {
-        manager.watch_pcsc().map_err(|e| format!("cannot watch pcscd: {e}"))?;
+        manager
+            .watch_pcsc()
+            .map_err(|e| format!("cannot watch pcscd: {e}"))?;
     }
     info!("serving {BUS_NAME}");
     let events = tokio::spawn(handle_events(shared.clone(), connection.clone(), receiver));
@@ -121,13 +133,14 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
 
 /// Until SIGTERM/SIGINT, or until another instance takes our name (`--replace`).
 async fn wait_for_exit(connection: &Connection) {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            error!(%e, "cannot listen for SIGTERM");
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                error!(%e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
     let name_lost = async {
         let Ok(proxy) = zbus::fdo::DBusProxy::new(connection).await else {
             return std::future::pending().await;
@@ -150,7 +163,11 @@ async fn wait_for_exit(connection: &Connection) {
     }
 }
 
-async fn handle_events(shared: Shared, connection: Connection, mut events: UnboundedReceiver<CoreEvent>) {
+async fn handle_events(
+    shared: Shared,
+    connection: Connection,
+    mut events: UnboundedReceiver<CoreEvent>,
+) {
     let mut notifications = notify::Notifier::new(connection.clone());
     while let Some(event) = events.recv().await {
         match event {
@@ -161,7 +178,11 @@ async fn handle_events(shared: Shared, connection: Connection, mut events: Unbou
                 }
             }
             CoreEvent::Removed(id) => registry::remove_device(&shared, &connection, &id).await,
-            CoreEvent::TouchPending { device, account, pending } => {
+            CoreEvent::TouchPending {
+                device,
+                account,
+                pending,
+            } => {
                 set_touch_pending(&shared, &connection, &device, pending).await;
                 if pending {
                     notifications.touch_prompt(&account).await;
@@ -192,7 +213,11 @@ async fn set_touch_pending(shared: &Shared, connection: &Connection, id: &str, p
 }
 
 /// List the key's accounts and make the Account objects match (nothing while locked).
-pub async fn refresh_accounts(shared: &Shared, connection: &Connection, id: &str) -> DaemonResult<()> {
+pub async fn refresh_accounts(
+    shared: &Shared,
+    connection: &Connection,
+    id: &str,
+) -> DaemonResult<()> {
     let device = shared.manager.get(id)?;
     match device.handle.run(|worker| worker.accounts()).await {
         Ok(credentials) => {

@@ -56,7 +56,13 @@ impl Notifier {
         if let Some(id) = self.shown.take() {
             let _ = self
                 .connection
-                .call_method(Some(DESTINATION), PATH, Some(DESTINATION), "CloseNotification", &(id,))
+                .call_method(
+                    Some(DESTINATION),
+                    PATH,
+                    Some(DESTINATION),
+                    "CloseNotification",
+                    &(id,),
+                )
                 .await;
         }
     }

@@ -33,7 +33,9 @@ pub fn device_path(id: &str) -> OwnedObjectPath {
     }
     ObjectPath::try_from(format!("{DEVICES_PATH}/{element}"))
         .map(OwnedObjectPath::from)
-        .unwrap_or_else(|_| OwnedObjectPath::from(ObjectPath::from_static_str_unchecked(DEVICES_PATH)))
+        .unwrap_or_else(|_| {
+            OwnedObjectPath::from(ObjectPath::from_static_str_unchecked(DEVICES_PATH))
+        })
 }
 
 pub type SharedRegistry = Arc<Mutex<Registry>>;
@@ -163,7 +165,10 @@ pub async fn sync_accounts(
 /// Forget one account object (after Delete).
 pub async fn remove_account(shared: &Shared, connection: &Connection, device: &str, raw_id: &[u8]) {
     let mut registry = shared.registry.lock().await;
-    if let Some(path) = registry.accounts.remove(&(device.to_owned(), raw_id.to_vec())) {
+    if let Some(path) = registry
+        .accounts
+        .remove(&(device.to_owned(), raw_id.to_vec()))
+    {
         let _ = connection.object_server().remove::<Account, _>(&path).await;
     }
 }
@@ -172,6 +177,8 @@ pub async fn remove_account(shared: &Shared, connection: &Connection, device: &s
 pub async fn rename_account(shared: &Shared, device: &str, old: &[u8], new: &[u8]) {
     let mut registry = shared.registry.lock().await;
     if let Some(path) = registry.accounts.remove(&(device.to_owned(), old.to_vec())) {
-        registry.accounts.insert((device.to_owned(), new.to_vec()), path);
+        registry
+            .accounts
+            .insert((device.to_owned(), new.to_vec()), path);
     }
 }

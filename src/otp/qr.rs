@@ -101,7 +101,7 @@ pub fn decode_qr_image(bytes: &[u8]) -> Result<Zeroizing<String>, QrError> {
         match String::from_utf8(std::mem::take(&mut *content)) {
             Ok(text) => {
                 let text = Zeroizing::new(text);
-                if !texts.iter().any(|seen| *seen == text) {
+                if !texts.contains(&text) {
                     texts.push(text);
                 }
             }
