@@ -24,8 +24,10 @@ fi
 
 banner "system packages"
 # python3-dev and gcc: pyscard (a ykman dependency) has no Linux wheel and is compiled.
+# libglib2.0-bin (gdbus), systemd (busctl, systemd-analyze), desktop-file-utils: D-Bus and
+# desktop-file tests.
 packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config dbus-daemon dbus-bin
-  python3-venv python3-dev gcc)
+  python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils)
 if command -v dpkg-query >/dev/null; then
   missing=()
   for package in "${packages[@]}"; do

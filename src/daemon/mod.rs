@@ -4,9 +4,12 @@ pub mod access;
 pub mod account;
 pub mod device;
 pub mod error;
+pub mod krunner;
+pub mod lookup;
 pub mod manager;
 pub mod notify;
 pub mod registry;
+pub mod search_provider;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +31,8 @@ pub const BUS_NAME: &str = "io.github.oathbridge.OathBridge1";
 pub const ROOT_PATH: &str = "/io/github/oathbridge/OathBridge1";
 pub const DEVICES_PATH: &str = "/io/github/oathbridge/OathBridge1/devices";
 pub const ACCOUNTS_PATH: &str = "/io/github/oathbridge/OathBridge1/accounts";
+pub const SEARCH_PROVIDER_PATH: &str = "/io/github/oathbridge/OathBridge1/SearchProvider";
+pub const KRUNNER_PATH: &str = "/io/github/oathbridge/OathBridge1/KRunner";
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -103,6 +108,13 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
             )
         })
         .and_then(|b| b.serve_at(ROOT_PATH, zbus::fdo::ObjectManager))
+        .and_then(|b| {
+            b.serve_at(
+                SEARCH_PROVIDER_PATH,
+                search_provider::SearchProvider { shared: shared.clone() },
+            )
+        })
+        .and_then(|b| b.serve_at(KRUNNER_PATH, krunner::KRunner { shared: shared.clone() }))
         .and_then(|b| b.name(BUS_NAME))
         .map(|b| {
             b.allow_name_replacements(true)
@@ -249,4 +261,24 @@ pub async fn account_paths(
     }
     refresh_accounts(shared, connection, id).await?;
     Ok(lookup(&*shared.registry.lock().await))
+}
+
+/// Open `oathbridge code --watch` in a terminal (GNOME's LaunchSearch).
+pub fn launch_terminal_view(terms: &[String]) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut command = std::process::Command::new("x-terminal-emulator");
+    command.arg("-e").arg(exe).args(["code", "--watch"]);
+    if !terms.is_empty() {
+        command.arg(terms.join(" "));
+    }
+    if let Err(error) = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        warn!(%error, "cannot open a terminal");
+    }
 }

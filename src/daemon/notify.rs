@@ -51,6 +51,32 @@ impl Notifier {
         }
     }
 
+    /// Show a code that could not be copied (GNOME search on touch accounts). Transient,
+    /// so it stays out of the notification history.
+    pub async fn show_code(&mut self, account: &str, code: &str) {
+        let hints: HashMap<&str, Value<'_>> =
+            HashMap::from([("transient", Value::Bool(true)), ("urgency", Value::U8(1))]);
+        let _ = self
+            .connection
+            .call_method(
+                Some(DESTINATION),
+                PATH,
+                Some(DESTINATION),
+                "Notify",
+                &(
+                    "oathbridge",
+                    0u32,
+                    "security-high",
+                    account,
+                    code,
+                    Vec::<&str>::new(),
+                    hints,
+                    30_000i32,
+                ),
+            )
+            .await;
+    }
+
     /// Withdraw the prompt after the touch (or the timeout).
     pub async fn withdraw(&mut self) {
         if let Some(id) = self.shown.take() {
