@@ -13,4 +13,5 @@ pub mod daemon;
 pub mod emulator;
 pub mod oath;
 pub mod otp;
+pub mod secrets;
 pub mod transport;

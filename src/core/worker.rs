@@ -352,6 +352,32 @@ impl Worker {
         }
     }
 
+    /// Unlock with a key remembered earlier (no rate limit: it is not a guess). A key that
+    /// no longer fits is an error the caller reports and forgets.
+    pub fn unlock_with_key(&mut self, key: &[u8]) -> Result<(), CoreError> {
+        let mut access_key: AccessKey = zeroize::Zeroizing::new([0u8; 16]);
+        if key.len() != access_key.len() {
+            return Err(CoreError::WrongPassword(
+                "remembered key has the wrong size".into(),
+            ));
+        }
+        access_key.copy_from_slice(key);
+        let candidate = access_key.clone();
+        with_pcsc(self, move |session| {
+            Ok(session.validate(candidate.as_ref())?)
+        })?;
+        self.access_key = Some(access_key);
+        self.cache = None;
+        Ok(())
+    }
+
+    /// The key in memory, for remembering it.
+    pub fn access_key(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.access_key
+            .as_ref()
+            .map(|k| zeroize::Zeroizing::new(k.to_vec()))
+    }
+
     /// Set (or with an empty `new`, clear) the password. `current` is needed when one is set
     /// and the key is not unlocked yet.
     pub fn set_password(&mut self, current: &str, new: &str) -> Result<(), CoreError> {

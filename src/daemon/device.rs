@@ -10,11 +10,13 @@ use super::Shared;
 use super::access::check_caller;
 use super::error::DaemonError;
 use crate::core::DeviceInfo;
+use crate::secrets::SecretStore;
 
 pub struct Device {
     shared: Shared,
     id: String,
     unlocked: AtomicBool,
+    remembered: AtomicBool,
     touch_pending: AtomicBool,
 }
 
@@ -24,12 +26,36 @@ impl Device {
             shared,
             id,
             unlocked: AtomicBool::new(false),
+            remembered: AtomicBool::new(false),
             touch_pending: AtomicBool::new(false),
         }
     }
 
     fn info(&self) -> Option<DeviceInfo> {
         self.shared.manager.get(&self.id).ok().map(|d| d.info)
+    }
+
+    /// Unlocked at plug-in with a remembered key.
+    pub fn set_unlocked_by_memory(&self) {
+        self.unlocked.store(true, Ordering::Relaxed);
+        self.remembered.store(true, Ordering::Relaxed);
+    }
+
+    /// Store the key in memory in the Secret Service.
+    async fn remember(&self, connection: &Connection) -> Result<(), DaemonError> {
+        let device = self.shared.manager.get(&self.id)?;
+        let Some(key) = device.handle.run(|worker| Ok(worker.access_key())).await? else {
+            return Ok(());
+        };
+        let store = SecretStore::open(connection)
+            .await
+            .map_err(|e| DaemonError::NotSupported(format!("cannot remember the password: {e}")))?;
+        store
+            .store(&self.id, &key)
+            .await
+            .map_err(|e| DaemonError::NotSupported(format!("cannot remember the password: {e}")))?;
+        self.remembered.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn set_touch_pending(&self, pending: bool) {
@@ -73,7 +99,7 @@ impl Device {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), DaemonError> {
         check_caller(connection, &header).await?;
-        let _ = remember;
+        let clearing = new.is_empty();
         let device = self.shared.manager.get(&self.id)?;
         let info = device
             .handle
@@ -85,16 +111,35 @@ impl Device {
         self.shared.manager.update(&self.id, info);
         self.unlocked.store(true, Ordering::Relaxed);
         self.locked_changed(&emitter).await?;
+        // A remembered key for the old password is useless now.
+        if self.remembered.swap(false, Ordering::Relaxed)
+            && let Ok(store) = SecretStore::open(connection).await
+        {
+            let _ = store.forget(&self.id).await;
+        }
+        if remember && !clearing {
+            self.remember(connection).await?;
+        }
+        self.remembered_changed(&emitter).await?;
         Ok(())
     }
 
-    /// Drop the in-memory key (same as Lock until remembered keys exist).
+    /// Drop the key from memory and from the Secret Service.
     async fn forget(
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        if let Ok(store) = SecretStore::open(connection).await {
+            store
+                .forget(&self.id)
+                .await
+                .map_err(|e| DaemonError::CardError(e.to_string()))?;
+        }
+        self.remembered.store(false, Ordering::Relaxed);
+        self.remembered_changed(&emitter).await?;
         self.lock(header, connection, emitter).await
     }
 
@@ -177,10 +222,10 @@ impl Device {
         self.info().is_some_and(|i| i.has_password) && !self.unlocked.load(Ordering::Relaxed)
     }
 
-    /// A key is stored in the Secret Service (not built yet: always false).
+    /// The key is stored in the Secret Service and unlocks the key when it is plugged in.
     #[zbus(property)]
     fn remembered(&self) -> bool {
-        false
+        self.remembered.load(Ordering::Relaxed)
     }
 
     /// How many accounts fit; 0 when unknown.

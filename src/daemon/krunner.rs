@@ -27,13 +27,24 @@ fn owned<'a>(value: impl Into<Value<'a>>) -> OwnedValue {
         .unwrap_or_else(|_| OwnedValue::from(0u32))
 }
 
-type Match = (String, String, String, i32, f64, HashMap<String, OwnedValue>);
+type Match = (
+    String,
+    String,
+    String,
+    i32,
+    f64,
+    HashMap<String, OwnedValue>,
+);
 
 #[interface(name = "org.kde.krunner1")]
 impl KRunner {
     /// `(id, text, icon, category relevance, relevance, properties)` per account.
     #[zbus(out_args("matches"))]
-    async fn r#match(&self, query: String, #[zbus(connection)] connection: &Connection) -> Vec<Match> {
+    async fn r#match(
+        &self,
+        query: String,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Vec<Match> {
         let terms: Vec<String> = query.split_whitespace().map(str::to_owned).collect();
         lookup::search(&self.shared, connection, &terms)
             .await
@@ -41,7 +52,12 @@ impl KRunner {
             .map(|found| {
                 let title = found.title();
                 let exact = title.eq_ignore_ascii_case(query.trim())
-                    || found.entry.credential.id.name.eq_ignore_ascii_case(query.trim());
+                    || found
+                        .entry
+                        .credential
+                        .id
+                        .name
+                        .eq_ignore_ascii_case(query.trim());
                 let subtext = if found.needs_touch() {
                     format!("{} · touch required", found.device_name)
                 } else if found.is_hotp() {

@@ -111,10 +111,19 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         .and_then(|b| {
             b.serve_at(
                 SEARCH_PROVIDER_PATH,
-                search_provider::SearchProvider { shared: shared.clone() },
+                search_provider::SearchProvider {
+                    shared: shared.clone(),
+                },
             )
         })
-        .and_then(|b| b.serve_at(KRUNNER_PATH, krunner::KRunner { shared: shared.clone() }))
+        .and_then(|b| {
+            b.serve_at(
+                KRUNNER_PATH,
+                krunner::KRunner {
+                    shared: shared.clone(),
+                },
+            )
+        })
         .and_then(|b| b.name(BUS_NAME))
         .map(|b| {
             b.allow_name_replacements(true)
@@ -185,6 +194,7 @@ async fn handle_events(
         match event {
             CoreEvent::Added(id) => {
                 registry::add_device(&shared, &connection, &id).await;
+                unlock_from_memory(&shared, &connection, &id).await;
                 if let Err(e) = refresh_accounts(&shared, &connection, &id).await {
                     warn!(device = id, error = %e, "cannot list accounts");
                 }
@@ -203,6 +213,64 @@ async fn handle_events(
                 }
             }
         }
+    }
+}
+
+/// A key with a password remembered in the Secret Service unlocks silently when plugged
+/// in. A remembered key that no longer fits (password changed elsewhere) is dropped.
+async fn unlock_from_memory(shared: &Shared, connection: &Connection, id: &str) {
+    let Ok(device) = shared.manager.get(id) else {
+        return;
+    };
+    if !device.info.has_password {
+        return;
+    }
+    let Ok(store) = crate::secrets::SecretStore::open(connection).await else {
+        return; // no Secret Service: the key stays locked until Unlock()
+    };
+    let key = match store.get(id).await {
+        Ok(Some(key)) => key,
+        Ok(None) => return,
+        Err(error) => {
+            warn!(device = id, %error, "cannot read the remembered key");
+            return;
+        }
+    };
+    match device
+        .handle
+        .run(move |worker| worker.unlock_with_key(&key))
+        .await
+    {
+        Ok(()) => {
+            info!(device = id, "unlocked with the remembered key");
+            let path = shared.registry.lock().await.device_path(id);
+            if let Some(path) = path
+                && let Ok(object) = connection
+                    .object_server()
+                    .interface::<_, device::Device>(&path)
+                    .await
+            {
+                object.get().await.set_unlocked_by_memory();
+                let _ = object
+                    .get()
+                    .await
+                    .locked_changed(object.signal_emitter())
+                    .await;
+                let _ = object
+                    .get()
+                    .await
+                    .remembered_changed(object.signal_emitter())
+                    .await;
+            }
+        }
+        Err(crate::core::CoreError::WrongPassword(_)) => {
+            warn!(
+                device = id,
+                "the remembered key is wrong (password changed?); forgetting it"
+            );
+            let _ = store.forget(id).await;
+        }
+        Err(error) => warn!(device = id, %error, "unlock with the remembered key failed"),
     }
 }
 
