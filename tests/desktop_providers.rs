@@ -18,6 +18,16 @@ const SEARCH: &str = "/io/github/oathbridge/OathBridge1/SearchProvider";
 const KRUNNER: &str = "/io/github/oathbridge/OathBridge1/KRunner";
 const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
+/// KRunner's Match tuple: (id, text, icon, category relevance, relevance, properties).
+type Match = (
+    String,
+    String,
+    String,
+    i32,
+    f64,
+    HashMap<String, OwnedValue>,
+);
+
 /// The daemon child, killed when the test ends (also on panic).
 struct Daemon(Child);
 
@@ -348,14 +358,7 @@ async fn a_bus_with_only_the_service_file_starts_the_daemon_on_the_first_search(
     )
     .await;
     assert!(results.is_empty());
-    let matches: Vec<(
-        String,
-        String,
-        String,
-        i32,
-        f64,
-        HashMap<String, OwnedValue>,
-    )> = call(
+    let matches: Vec<Match> = call(
         &connection,
         KRUNNER,
         "org.kde.krunner1",
