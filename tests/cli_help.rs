@@ -48,27 +48,39 @@ fn subcommands(help: &str) -> Vec<String> {
         .collect()
 }
 
-/// A readable report of the first differing lines.
+/// A line diff (longest common subsequence) of the two texts: `-` snapshot, `+` now,
+/// at most 20 changed lines shown.
 fn diff(expected: &str, actual: &str) -> String {
     let (old, new): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let mut report = String::new();
-    let mut shown = 0;
-    for index in 0..old.len().max(new.len()) {
-        let (a, b) = (old.get(index), new.get(index));
-        if a != b {
-            report.push_str(&format!("line {}:\n", index + 1));
-            if let Some(a) = a {
-                report.push_str(&format!("-{a}\n"));
-            }
-            if let Some(b) = b {
-                report.push_str(&format!("+{b}\n"));
-            }
-            shown += 1;
-            if shown == 10 {
-                report.push_str("…\n");
-                break;
-            }
+    // common[i][j]: length of the LCS of old[i..] and new[j..].
+    let mut common = vec![vec![0usize; new.len() + 1]; old.len() + 1];
+    for i in (0..old.len()).rev() {
+        for j in (0..new.len()).rev() {
+            common[i][j] = if old[i] == new[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
         }
+    }
+    let (mut i, mut j, mut shown) = (0, 0, 0);
+    let mut report = String::new();
+    while (i < old.len() || j < new.len()) && shown < 20 {
+        if i < old.len() && j < new.len() && old[i] == new[j] {
+            i += 1;
+            j += 1;
+        } else if j < new.len() && (i == old.len() || common[i][j + 1] >= common[i + 1][j]) {
+            report.push_str(&format!("{:>4} +{}\n", j + 1, new[j]));
+            j += 1;
+            shown += 1;
+        } else {
+            report.push_str(&format!("{:>4} -{}\n", i + 1, old[i]));
+            i += 1;
+            shown += 1;
+        }
+    }
+    if shown == 20 {
+        report.push_str("     …\n");
     }
     report
 }
@@ -102,7 +114,7 @@ fn help_output_matches_the_snapshots() {
         match std::fs::read_to_string(&file) {
             Ok(expected) if expected == text => {}
             Ok(expected) => failures.push(format!(
-                "{} differs (- snapshot, + now):\n{}",
+                "{} differs (- snapshot, + now; line numbers of each side):\n{}",
                 file.display(),
                 diff(&expected, &text)
             )),

@@ -377,7 +377,10 @@ fn seeds_stay_out_of_logs_errors_and_output() {
     let malformed: Vec<(&str, Vec<u8>)> = vec![
         ("bad base32", format!("{seed}!!").into_bytes()),
         ("base32 with a 1", format!("{seed}1").into_bytes()),
-        ("base32 and punctuation", format!("{seed}, 0x18").into_bytes()),
+        (
+            "base32 and punctuation",
+            format!("{seed}, 0x18").into_bytes(),
+        ),
         (
             "URI digits 9",
             format!("otpauth://totp/X:y?secret={seed}&digits=9").into_bytes(),
