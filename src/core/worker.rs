@@ -229,22 +229,7 @@ impl Worker {
 
     /// Every account, with touch/digits details where the key reports them.
     pub fn accounts(&mut self) -> Result<Vec<Credential>, CoreError> {
-        self.session(|session| {
-            let mut credentials = session.list()?;
-            if session.quirks().calculate_all {
-                let details = session.calculate_all(crate::clock::unix_now())?;
-                for credential in &mut credentials {
-                    if let Some(entry) = details
-                        .iter()
-                        .find(|e| e.credential.raw_id == credential.raw_id)
-                    {
-                        credential.touch = entry.credential.touch;
-                        credential.digits = entry.credential.digits;
-                    }
-                }
-            }
-            Ok(credentials)
-        })
+        self.session(|session| Ok(session.list_detailed(crate::clock::unix_now())?))
     }
 
     /// Codes for every account at `timestamp`, cached for the 30 s step. An explicit

@@ -169,6 +169,25 @@ impl<T: Transport> Session<T> {
         parse_list(&response.data, with_properties)
     }
 
+    /// LIST, plus touch and digits from CALCULATE ALL on keys that have it (LIST alone does
+    /// not tell them; CALCULATE ALL neither bumps HOTP counters nor waits for touch).
+    pub fn list_detailed(&mut self, timestamp: u64) -> Result<Vec<Credential>, OathError> {
+        let mut credentials = self.list()?;
+        if self.quirks.calculate_all {
+            let details = self.calculate_all(timestamp)?;
+            for credential in &mut credentials {
+                if let Some(entry) = details
+                    .iter()
+                    .find(|e| e.credential.raw_id == credential.raw_id)
+                {
+                    credential.touch = entry.credential.touch;
+                    credential.digits = entry.credential.digits;
+                }
+            }
+        }
+        Ok(credentials)
+    }
+
     /// Codes for every credential at `timestamp` in one pass. Touch and HOTP credentials come
     /// back without a code; TOTPs with a non-30 s period are recomputed singly.
     pub fn calculate_all(&mut self, timestamp: u64) -> Result<Vec<CodeEntry>, OathError> {
