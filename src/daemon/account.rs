@@ -124,6 +124,7 @@ impl Account {
         self.id_changed(&emitter).await?;
         self.issuer_changed(&emitter).await?;
         self.name_changed(&emitter).await?;
+        self.hidden_changed(&emitter).await?;
         Ok(())
     }
 

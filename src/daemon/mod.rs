@@ -19,6 +19,7 @@ use clap::Args;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{error, info, warn};
 use zbus::Connection;
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::zvariant::OwnedObjectPath;
 
 use crate::core::{CoreEvent, DeviceManager, Link};
@@ -85,6 +86,10 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         let card = Card::new(CardConfig::yubikey())
             .with_state_file(path)
             .map_err(|e| e.to_string())?;
+        // Write it now, so the key keeps its identity from the first start on.
+        if !path.exists() {
+            card.save_state(path).map_err(|e| e.to_string())?;
+        }
         let link = Link::Virtual {
             card: Arc::new(Mutex::new(card)),
             label: format!("virtual:{}", path.display()),
@@ -124,21 +129,26 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
                 },
             )
         })
-        .and_then(|b| b.name(BUS_NAME))
-        .map(|b| {
-            b.allow_name_replacements(true)
-                .replace_existing_names(args.replace)
-        })
         .map_err(|e| format!("cannot connect to the session bus: {e}"))?
         .build()
         .await
-        .map_err(|e| match e {
-            zbus::Error::NameTaken => format!("{BUS_NAME} is already running (use --replace)"),
-            other => format!("cannot connect to the session bus: {other}"),
-        })?;
+        .map_err(|e| format!("cannot connect to the session bus: {e}"))?;
+    // Objects for the keys found at start exist before the name is taken: the bus delivers
+    // the call that activated us as soon as we own the name.
     for device in manager.devices() {
         registry::add_device(&shared, &connection, &device.info.id).await;
         let _ = refresh_accounts(&shared, &connection, &device.info.id).await;
+    }
+    let mut flags = RequestNameFlags::AllowReplacement | RequestNameFlags::DoNotQueue;
+    if args.replace {
+        flags |= RequestNameFlags::ReplaceExisting;
+    }
+    match connection.request_name_with_flags(BUS_NAME, flags).await {
+        Ok(RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner) => {}
+        Ok(_) | Err(zbus::Error::NameTaken) => {
+            return Err(format!("{BUS_NAME} is already running (use --replace)"));
+        }
+        Err(other) => return Err(format!("cannot take the name {BUS_NAME}: {other}")),
     }
     if !args.no_pcsc {
         manager

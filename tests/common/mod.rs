@@ -342,6 +342,42 @@ impl TestBed {
 
     fn try_start_pcscd(&mut self, progs: &Programs, attempt: usize) -> Result<(), String> {
         self.port = pick_ports();
+        self.spawn_pcscd(progs, attempt)
+    }
+
+    /// Stops pcscd (SIGTERM, SIGKILL after 3 s; fine if the test already killed it) and
+    /// starts a new one on the **same** vpcd ports and socket, like a pcscd restart on a
+    /// desktop. Running emulators reconnect by themselves; wait for their cards with
+    /// [`TestBed::wait_card_present`]. [`TestBed::pcscd_pid`] is the new pid afterwards.
+    /// Panics with the pcscd log if the new pcscd does not list the reader within 5 s
+    /// (retried a few times: the old listening sockets may take a moment to go).
+    pub fn restart_pcscd(&mut self) {
+        let progs = programs();
+        if let Some(mut child) = self.pcscd.take() {
+            stop_child(&mut child, Duration::from_secs(3));
+        }
+        let mut failures = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            match self.spawn_pcscd(progs, attempt) {
+                Ok(()) => return,
+                Err(why) => {
+                    failures.push_str(&format!("restart attempt {attempt}: {why}\n"));
+                    if let Some(mut child) = self.pcscd.take() {
+                        stop_child(&mut child, Duration::from_secs(3));
+                    }
+                    thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        panic!(
+            "test bed: pcscd did not come back on port {}:\n{failures}--- pcscd.log ---\n{}",
+            self.port,
+            read_lossy(&self.dir.join("pcscd.log"))
+        );
+    }
+
+    /// Starts pcscd for `self.port` and waits for its socket and reader 0.
+    fn spawn_pcscd(&mut self, progs: &Programs, attempt: usize) -> Result<(), String> {
         let conf = format!(
             "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:{p}\nLIBPATH      {VPCD_DRIVER}\nCHANNELID    {p}\n",
             p = self.port
@@ -352,6 +388,8 @@ impl TestBed {
         let _ = fs::remove_file(self.dir.join("run/pcscd.pid"));
 
         let log_path = self.dir.join("pcscd.log");
+        // Only this attempt's part of the log counts for the port-clash check below.
+        let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0) as usize;
         let log = File::options()
             .create(true)
             .append(true)
@@ -411,7 +449,8 @@ impl TestBed {
             if readers.lines().any(|l| l.trim().ends_with(&reader)) {
                 return Ok(());
             }
-            let log = read_lossy(&log_path);
+            let whole = read_lossy(&log_path);
+            let log = whole.get(log_start..).unwrap_or(&whole);
             if log.contains("Address already in use") || log.contains("init failed") {
                 return Err("vpcd port clash (Address already in use)".into());
             }

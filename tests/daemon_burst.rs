@@ -1,0 +1,171 @@
+//! 200 concurrent GetCodes → one CALCULATE ALL on the card, counted in pcscd's APDU log.
+//!
+//! Its own test binary because pcscd's APDU log is switched on through the process
+//! environment (`OATHBRIDGE_PCSCD_DEBUG=1`, read by the test bed), which must not leak into
+//! the other daemon tests.
+//!
+//! Instead of waiting (up to 30 s) for a period boundary, the burst starts with a cold code
+//! cache: AddAccount empties it, like the start of a new 30 s step does. Each CALCULATE
+//! ALL carries its time step in the challenge, so the assertion is exact even if the burst
+//! straddles a boundary: every step the burst touched is calculated exactly once.
+
+mod common;
+mod daemon_common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use daemon_common::*;
+use zbus::zvariant::Value;
+
+const BURST: usize = 200;
+const CONNECTIONS: usize = 4;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// The time steps of the CALCULATE ALL commands (`00 A4 00 01`, challenge tag 74) in
+/// `log`, in order.
+fn calculate_all_steps(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|line| line.split_once("APDU: ").map(|(_, apdu)| apdu))
+        .filter(|apdu| apdu.starts_with("00 A4 00 01 "))
+        .map(|apdu| {
+            let bytes: Vec<u8> = apdu
+                .split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).expect("hex byte in the APDU log"))
+                .collect();
+            // 00 A4 00 01 Lc 74 08 <8-byte big-endian step>
+            assert_eq!(
+                &bytes[5..7],
+                &[0x74, 0x08],
+                "unexpected CALCULATE ALL: {apdu}"
+            );
+            u64::from_be_bytes(bytes[7..15].try_into().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_get_codes_share_one_calculate_all() {
+    // SAFETY: this binary has this single test, and nothing else runs yet: no other thread
+    // reads or writes the environment while we set it.
+    unsafe { std::env::set_var(common::PCSCD_DEBUG_ENV, "1") };
+    let mut bed = common::TestBed::start();
+    bed.attach_card(0, &[]);
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
+    let log_path = bed.dir().join("pcscd.log");
+    let read_log =
+        || String::from_utf8_lossy(&std::fs::read(&log_path).expect("read pcscd.log")).into_owned();
+    assert!(
+        read_log().contains("APDU: 00 A4 04 00"),
+        "pcscd does not log APDUs (OATHBRIDGE_PCSCD_DEBUG=1 ignored?)"
+    );
+
+    let mut first_account = String::new();
+    for i in 0..5 {
+        let added = bus
+            .add_account(
+                &[
+                    ("name", Value::from(format!("burst{i}"))),
+                    ("issuer", Value::from("Burst")),
+                    ("secret", Value::from(SEED_SHA1.to_vec())),
+                    ("digits", Value::from(if i % 2 == 0 { 6u32 } else { 8u32 })),
+                ],
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("AddAccount failed: {e:?}"));
+        first_account = added[0].to_string();
+    }
+    // The last AddAccount emptied the code cache; the log so far is not ours.
+    let offset = read_log().len();
+
+    let connections: Vec<Bus> = (0..CONNECTIONS).map(|_| Bus::connect(&bed)).collect();
+    let started = unix_now();
+    let replies = block_on_for(Duration::from_secs(60), "the GetCodes burst", async {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..BURST {
+            let conn = connections[i % CONNECTIONS].conn.clone();
+            calls.spawn(async move {
+                let options: std::collections::HashMap<&str, Value<'_>> =
+                    std::collections::HashMap::new();
+                let reply = conn
+                    .call_method(
+                        Some(BUS_NAME),
+                        ROOT_PATH,
+                        Some(MANAGER),
+                        "GetCodes",
+                        &(options,),
+                    )
+                    .await?;
+                reply.body().deserialize::<Vec<Dict>>()
+            });
+        }
+        let mut replies = Vec::with_capacity(BURST);
+        while let Some(joined) = calls.join_next().await {
+            replies.push(joined.expect("join a GetCodes task"));
+        }
+        replies
+    });
+    let finished = unix_now();
+
+    let mut codes_by_step: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for reply in replies {
+        let entries = reply.unwrap_or_else(|e| panic!("GetCodes in the burst failed: {e}"));
+        assert_eq!(entries.len(), 5, "{entries:?}");
+        let mut codes: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{}={}", get_str(e, "id"), get_str(e, "code")))
+            .collect();
+        codes.sort();
+        let step = get_u64(&entries[0], "valid_from") / 30;
+        let seen = codes_by_step.entry(step).or_insert_with(|| codes.clone());
+        assert_eq!(*seen, codes, "two answers for the same step differ");
+    }
+
+    // A marker after the burst: once its CALCULATE (t = 59) is in the log, everything the
+    // burst sent is too.
+    bus.call(&first_account, ACCOUNT, "Calculate", &(59u64,))
+        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
+    let marker = "74 08 00 00 00 00 00 00 00 01";
+    let burst_log = wait_until(WAIT, "the marker APDU in pcscd.log", || {
+        let log = read_log();
+        let tail = &log[offset..];
+        tail.find(marker).map(|end| tail[..end].to_owned())
+    });
+
+    let steps = calculate_all_steps(&burst_log);
+    let mut per_step: BTreeMap<u64, usize> = BTreeMap::new();
+    for step in &steps {
+        *per_step.entry(*step).or_default() += 1;
+    }
+    let window = started / 30..=finished / 30;
+    assert!(
+        per_step.keys().all(|s| window.contains(s)),
+        "CALCULATE ALL for steps {per_step:?} outside the burst's steps {window:?}"
+    );
+    assert!(
+        per_step.values().all(|n| *n == 1),
+        "{BURST} concurrent GetCodes sent {} CALCULATE ALL (per step: {per_step:?}); \
+         expected one per 30 s step",
+        steps.len()
+    );
+    assert_eq!(
+        per_step.keys().copied().collect::<Vec<_>>(),
+        codes_by_step.keys().copied().collect::<Vec<_>>(),
+        "every step answered was calculated exactly once"
+    );
+    if started / 30 == finished / 30 {
+        assert_eq!(
+            steps.len(),
+            1,
+            "the burst fell in one step: exactly one CALCULATE ALL"
+        );
+    }
+}
