@@ -8,9 +8,10 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::GlobalArgs;
+use super::backend::{self, Backend};
 use super::error::{CliError, CliResult};
 use super::input::{self, SeedInput};
-use super::keys::{Key, Keys};
+use super::keys::Key;
 use super::output::{AccountJson, CodeJson, print_json};
 use crate::oath::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD};
 use crate::oath::{CodeEntry, Credential, CredentialData, CredentialId, OathError};
@@ -161,40 +162,25 @@ pub(super) fn select_matches<'a, T>(
         .collect()
 }
 
-fn describe(matches: &[impl std::borrow::Borrow<(usize, Credential)>], keys: &Keys) -> String {
+fn describe(matches: &[impl std::borrow::Borrow<(usize, Credential)>], keys: &[Key]) -> String {
     matches
         .iter()
         .map(|m| {
             let (key, credential) = m.borrow();
-            format!("{} ({})", credential.id_string(), keys.keys[*key].id)
+            format!("{} ({})", credential.id_string(), keys[*key].id)
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
-    let keys = Keys::discover(&global.filter())?;
+    let mut backend = backend::open(global)?;
     let mut rows: Vec<(usize, Credential)> = Vec::new();
-    for (index, key) in keys.keys.iter().enumerate() {
-        let credentials = keys.with_session(key, |session| {
-            let mut credentials = session.list()?;
-            // CALCULATE ALL also tells touch and digits; keys without it are left as LIST says.
-            if session.quirks().calculate_all {
-                let details = session.calculate_all(now())?;
-                for credential in &mut credentials {
-                    if let Some(entry) = details
-                        .iter()
-                        .find(|e| e.credential.raw_id == credential.raw_id)
-                    {
-                        credential.touch = entry.credential.touch;
-                        credential.digits = entry.credential.digits;
-                    }
-                }
-            }
-            Ok(credentials)
-        })?;
+    for index in 0..backend.keys().len() {
+        let credentials = backend.list(index)?;
         rows.extend(credentials.into_iter().map(|c| (index, c)));
     }
+    let keys = backend.keys();
     let matches = select_matches(
         &rows,
         |r| &r.1,
@@ -205,11 +191,11 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
     if global.json {
         let out: Vec<AccountJson> = matches
             .iter()
-            .map(|(key, credential)| AccountJson::new(&keys.keys[*key], credential))
+            .map(|(key, credential)| AccountJson::new(&keys[*key], credential))
             .collect();
         return Ok(print_json(&out)?);
     }
-    let several = keys.keys.len() > 1;
+    let several = keys.len() > 1;
     for (key, credential) in matches {
         let mut line = credential.id_string();
         line.push_str(&format!("  {}", credential.oath_type));
@@ -220,7 +206,7 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
             line.push_str("  [touch]");
         }
         if several {
-            line.push_str(&format!("  ({})", keys.keys[*key].id));
+            line.push_str(&format!("  ({})", keys[*key].id));
         }
         println!("{line}");
     }
@@ -232,10 +218,10 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         return super::watch::watch(global, args);
     }
     let timestamp = args.at.unwrap_or_else(now);
-    let keys = Keys::discover(&global.filter())?;
+    let mut backend = backend::open(global)?;
     let mut rows: Vec<(usize, CodeEntry)> = Vec::new();
-    for (index, key) in keys.keys.iter().enumerate() {
-        let entries = keys.with_session(key, |session| Ok(session.calculate_all(timestamp)?))?;
+    for index in 0..backend.keys().len() {
+        let entries = backend.codes(index, timestamp)?;
         rows.extend(entries.into_iter().map(|e| (index, e)));
     }
     let matches: Vec<(usize, CodeEntry)> = select_matches(
@@ -253,7 +239,7 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         0 => return Err(CliError::NoMatch),
         // Without a query, a lone account is listed like many: no touch, no HOTP bump.
         1 if args.query.is_some() || needs_one => {}
-        1 => return print_codes(global, &keys, &matches),
+        1 => return print_codes(global, backend.keys(), &matches),
         _ if needs_one => {
             let listed: Vec<(usize, Credential)> = matches
                 .iter()
@@ -262,16 +248,15 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
             return Err(CliError::Ambiguous(format!(
                 "{} accounts match: {}",
                 listed.len(),
-                describe(&listed, &keys)
+                describe(&listed, backend.keys())
             )));
         }
-        _ => return print_codes(global, &keys, &matches),
+        _ => return print_codes(global, backend.keys(), &matches),
     }
     let (key_index, entry) = &matches[0];
-    let key = &keys.keys[*key_index];
     let codes = single_codes(
-        &keys,
-        key,
+        backend.as_mut(),
+        *key_index,
         &entry.credential,
         entry.code.clone(),
         timestamp,
@@ -297,14 +282,14 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         }
         return Ok(());
     }
-    print_codes(global, &keys, &results)
+    print_codes(global, backend.keys(), &results)
 }
 
 /// Codes for one account: touch and HOTP are calculated here, Steam gets its alphabet,
 /// `count` > 1 walks forward one period at a time.
 fn single_codes(
-    keys: &Keys,
-    key: &Key,
+    backend: &mut dyn Backend,
+    key: usize,
     credential: &Credential,
     listed: Option<crate::oath::Code>,
     timestamp: u64,
@@ -326,28 +311,19 @@ fn single_codes(
     if credential.touch == Some(true) {
         eprintln!("Touch your key…");
     }
-    keys.with_session(key, |session| {
-        let period = u64::from(credential.id.period.max(1));
-        let mut codes = Vec::new();
-        for step in 0..u64::from(count) {
-            let at = timestamp + step * period;
-            let code = if is_steam {
-                session.calculate_steam(credential, at)?
-            } else {
-                session.calculate(credential, at)?
-            };
-            codes.push(code);
-        }
-        Ok(codes)
-    })
+    let period = u64::from(credential.id.period.max(1));
+    let at: Vec<u64> = (0..u64::from(count))
+        .map(|step| timestamp + step * period)
+        .collect();
+    backend.calculate(key, credential, &at)
 }
 
-fn print_codes(global: &GlobalArgs, keys: &Keys, rows: &[(usize, CodeEntry)]) -> CliResult<()> {
+fn print_codes(global: &GlobalArgs, keys: &[Key], rows: &[(usize, CodeEntry)]) -> CliResult<()> {
     if global.json {
         let out: Vec<CodeJson> = rows
             .iter()
             .map(|(key, entry)| CodeJson {
-                account: AccountJson::new(&keys.keys[*key], &entry.credential),
+                account: AccountJson::new(&keys[*key], &entry.credential),
                 code: entry.code.as_ref().map(|c| c.value.as_str()),
                 valid_from: entry.code.as_ref().map(|c| c.valid_from),
                 valid_to: entry.code.as_ref().map(|c| c.valid_to),
@@ -462,39 +438,18 @@ fn from_uri(uri: OtpAuthUri, args: &AddArgs) -> CliResult<CredentialData> {
 
 pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
     let accounts = accounts_to_add(args)?;
-    let keys = Keys::discover(&global.filter())?;
-    let targets: Vec<&Key> = if args.all_devices {
-        keys.keys.iter().collect()
+    let mut backend = backend::open(global)?;
+    let targets: Vec<usize> = if args.all_devices {
+        (0..backend.keys().len()).collect()
     } else {
-        vec![keys.single()?]
+        vec![backend.single()?]
     };
     let mut added = Vec::new();
-    for key in &targets {
-        keys.with_session(key, |session| {
-            // Check everything before the first write, so a refusal leaves the key as it was.
-            let existing = session.list()?;
-            for account in &accounts {
-                session.check_supported(account)?;
-                let raw = account.id.to_bytes();
-                if !args.force && existing.iter().any(|c| c.raw_id == raw) {
-                    return Err(CliError::Oath(OathError::AlreadyExists));
-                }
-            }
-            let new = accounts
-                .iter()
-                .filter(|a| !existing.iter().any(|c| c.raw_id == a.id.to_bytes()))
-                .count();
-            if let Some(capacity) = session.quirks().capacity
-                && existing.len() + new > capacity
-            {
-                return Err(CliError::Oath(OathError::NoSpace));
-            }
-            for account in &accounts {
-                let credential = session.put(account, args.force)?;
-                added.push((key.id.clone(), credential.id_string()));
-            }
-            Ok(())
-        })?;
+    for key in targets {
+        // Every account is checked before the first write, so a refusal changes nothing.
+        for credential in backend.add(key, &accounts, args.force)? {
+            added.push((backend.keys()[key].id.clone(), credential.id_string()));
+        }
     }
     if args.generate
         && let Some(account) = accounts.first()
@@ -546,10 +501,10 @@ fn terminal_qr(text: &str) -> CliResult<Zeroizing<String>> {
 }
 
 /// The single account `query` names, on any key (hidden accounts included).
-fn find_one(keys: &Keys, query: &str) -> CliResult<(usize, Credential)> {
+fn find_one(backend: &mut dyn Backend, query: &str) -> CliResult<(usize, Credential)> {
     let mut rows = Vec::new();
-    for (index, key) in keys.keys.iter().enumerate() {
-        let credentials = keys.with_session(key, |session| Ok(session.list()?))?;
+    for index in 0..backend.keys().len() {
+        let credentials = backend.list(index)?;
         rows.extend(credentials.into_iter().map(|c| (index, c)));
     }
     let matches = select_matches(&rows, |r| &r.1, Some(query), false, true);
@@ -559,7 +514,7 @@ fn find_one(keys: &Keys, query: &str) -> CliResult<(usize, Credential)> {
         several => Err(CliError::Ambiguous(format!(
             "{} accounts match: {}",
             several.len(),
-            describe(several, keys)
+            describe(several, backend.keys())
         ))),
     }
 }
@@ -584,26 +539,27 @@ pub fn confirm(question: &str, force: bool) -> CliResult<()> {
 }
 
 pub fn delete(global: &GlobalArgs, args: &DeleteArgs) -> CliResult<()> {
-    let keys = Keys::discover(&global.filter())?;
-    let (key_index, credential) = find_one(&keys, &args.query)?;
-    let key = &keys.keys[key_index];
+    let mut backend = backend::open(global)?;
+    let (key, credential) = find_one(backend.as_mut(), &args.query)?;
     confirm(
-        &format!("Delete {} from key {}?", credential.id_string(), key.id),
+        &format!(
+            "Delete {} from key {}?",
+            credential.id_string(),
+            backend.keys()[key].id
+        ),
         args.force,
     )?;
-    keys.with_session(key, |session| Ok(session.delete(&credential)?))?;
+    backend.delete(key, &credential)?;
     eprintln!("Deleted {}", credential.id_string());
     Ok(())
 }
 
 pub fn rename(global: &GlobalArgs, args: &RenameArgs) -> CliResult<()> {
-    let keys = Keys::discover(&global.filter())?;
-    let (key_index, credential) = find_one(&keys, &args.query)?;
+    let mut backend = backend::open(global)?;
+    let (key, credential) = find_one(backend.as_mut(), &args.query)?;
     let (issuer, name) = split_name(&args.new_name);
     let new_id = CredentialId::new(issuer, name, credential.oath_type, credential.id.period);
-    let renamed = keys.with_session(&keys.keys[key_index], |session| {
-        Ok(session.rename(&credential, &new_id)?)
-    })?;
+    let renamed = backend.rename(key, &credential, &new_id)?;
     eprintln!(
         "Renamed {} to {}",
         credential.id_string(),

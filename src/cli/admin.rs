@@ -8,8 +8,9 @@ use zeroize::Zeroizing;
 
 use super::GlobalArgs;
 use super::accounts::confirm;
+use super::backend;
 use super::error::{CliError, CliResult};
-use super::keys::{Key, Keys, Unlock};
+use super::keys::Key;
 use super::output::print_json;
 
 #[derive(Debug, Args)]
@@ -21,11 +22,21 @@ pub struct PasswordArgs {
 #[derive(Debug, Subcommand)]
 pub enum PasswordAction {
     /// Set or change the password (current, then new: hidden prompt, or lines on stdin)
-    Set,
+    Set {
+        /// Also keep the derived key in the Secret Service, for silent unlocks
+        #[arg(long)]
+        remember: bool,
+    },
     /// Remove the password
     Clear,
     /// Check a password (the key stays locked for other programs)
-    Unlock,
+    Unlock {
+        /// Keep the derived key (never the password) in the Secret Service
+        #[arg(long)]
+        remember: bool,
+    },
+    /// Drop the remembered key from the Secret Service
+    Forget,
 }
 
 #[derive(Debug, Args)]
@@ -44,21 +55,27 @@ struct DeviceJson<'a> {
 }
 
 pub fn devices(global: &GlobalArgs) -> CliResult<()> {
-    let keys = Keys::discover(&global.filter())?;
-    let mut rows = Vec::new();
-    for key in &keys.keys {
+    let mut backend = backend::open(global)?;
+    let mut counts = Vec::new();
+    for index in 0..backend.keys().len() {
         // A locked key's account count needs the password; do not ask just for this.
-        let used = if key.locked {
+        let used = if backend.keys()[index].locked {
             None
         } else {
-            Some(keys.with_session(key, |session| Ok(session.list()?.len()))?)
+            Some(backend.list(index)?.len())
         };
-        rows.push(DeviceJson {
+        counts.push(used);
+    }
+    let rows: Vec<DeviceJson> = backend
+        .keys()
+        .iter()
+        .zip(counts)
+        .map(|(key, used)| DeviceJson {
             key,
             used,
-            capacity: key.quirks.capacity,
-        });
-    }
+            capacity: key.capacity,
+        })
+        .collect();
     if global.json {
         return Ok(print_json(&rows)?);
     }
@@ -116,53 +133,58 @@ impl PasswordSource {
 }
 
 pub fn password(global: &GlobalArgs, args: &PasswordArgs) -> CliResult<()> {
-    let keys = Keys::discover(&global.filter())?;
-    let key = keys.single()?;
+    let mut backend = backend::open(global)?;
+    let index = backend.single()?;
+    let key = backend.keys()[index].clone();
+    if let PasswordAction::Forget = args.action {
+        backend.forget(index)?;
+        return Ok(());
+    }
     let mut source = PasswordSource::new();
     let current = if key.locked {
         Some(source.read(&format!("Current password for key {}: ", key.id))?)
     } else {
         None
     };
-    let unlock = match &current {
-        Some(password) => Unlock::With(password),
-        None => Unlock::Prompt,
-    };
     match args.action {
-        PasswordAction::Set => {
+        PasswordAction::Set { remember } => {
             let new = source.read_new()?;
-            keys.with_session_unlocking(key, unlock, |session| {
-                session.set_password(&new)?;
-                Ok(())
-            })?;
+            backend.set_password(
+                index,
+                current.as_deref().map(|p| p.as_str()),
+                &new,
+                remember,
+            )?;
             eprintln!("Password set on key {}", key.id);
         }
         PasswordAction::Clear => {
-            if !key.locked {
+            let Some(current) = &current else {
                 return Err(CliError::Oath(crate::oath::OathError::NoPassword));
-            }
-            keys.with_session_unlocking(key, unlock, |session| Ok(session.clear_password()?))?;
+            };
+            backend.set_password(index, Some(current), "", false)?;
             eprintln!("Password removed from key {}", key.id);
         }
-        PasswordAction::Unlock => {
-            if !key.locked {
+        PasswordAction::Unlock { remember } => {
+            let Some(current) = &current else {
                 return Err(CliError::Oath(crate::oath::OathError::NoPassword));
-            }
-            keys.with_session_unlocking(key, unlock, |_| Ok(()))?;
+            };
+            backend.unlock(index, current, remember)?;
             eprintln!("Password is correct");
         }
+        PasswordAction::Forget => {}
     }
     Ok(())
 }
 
 pub fn reset(global: &GlobalArgs, args: &ResetArgs) -> CliResult<()> {
-    let keys = Keys::discover(&global.filter())?;
-    let key = keys.single()?;
+    let mut backend = backend::open(global)?;
+    let index = backend.single()?;
+    let id = backend.keys()[index].id.clone();
     confirm(
-        &format!("Delete ALL accounts and the password from key {}?", key.id),
+        &format!("Delete ALL accounts and the password from key {id}?"),
         args.force,
     )?;
-    keys.with_session_unlocking(key, Unlock::Skip, |session| Ok(session.reset()?))?;
-    eprintln!("Key {} reset", key.id);
+    backend.reset(index)?;
+    eprintln!("Key {id} reset");
     Ok(())
 }

@@ -40,6 +40,9 @@ pub enum CliError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Failure(String),
+    /// An error the daemon reported, with the exit code its D-Bus name maps to.
+    #[error("{message}")]
+    Daemon { code: u8, message: String },
 }
 
 impl CliError {
@@ -63,6 +66,7 @@ impl CliError {
                 _ => exit::FAILURE,
             },
             Self::Io(_) | Self::Failure(_) => exit::FAILURE,
+            Self::Daemon { code, .. } => *code,
         }
     }
 

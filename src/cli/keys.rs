@@ -6,7 +6,8 @@ use serde::Serialize;
 use tracing::debug;
 
 use super::error::{CliError, CliResult};
-use crate::oath::{OathError, Quirks, Session, Version};
+use crate::oath::{OathError, Session, Version};
+use crate::secrets::SecretStore;
 use crate::transport::pcsc::{Pcsc, PcscError, PcscTransaction};
 
 /// Which keys a command may touch (`--reader`, `--device`).
@@ -26,7 +27,7 @@ pub struct Key {
     pub serial: Option<u32>,
     pub locked: bool,
     #[serde(skip)]
-    pub quirks: Quirks,
+    pub capacity: Option<usize>,
 }
 
 pub struct Keys {
@@ -75,7 +76,7 @@ impl Keys {
                 firmware: info.version,
                 serial: info.serial,
                 locked: session.has_password(),
-                quirks: session.quirks().clone(),
+                capacity: session.quirks().capacity,
             };
             if let Some(wanted) = &filter.device
                 && key.id != *wanted
@@ -97,17 +98,7 @@ impl Keys {
 
     /// The one key a write goes to; several keys need `--device` or `--reader`.
     pub fn single(&self) -> CliResult<&Key> {
-        match self.keys.as_slice() {
-            [key] => Ok(key),
-            keys => Err(CliError::Ambiguous(format!(
-                "{} keys connected ({}); choose one with --device or --reader",
-                keys.len(),
-                keys.iter()
-                    .map(|k| k.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+        Ok(&self.keys[single_index(&self.keys)?])
     }
 
     /// Run `action` in one transaction on `key`, unlocking it first if it has a password.
@@ -150,10 +141,67 @@ impl Keys {
 
 /// Ask for the password on the terminal; without one, say how to unlock.
 fn unlock_interactively(session: &mut KeySession<'_>, key: &Key) -> CliResult<()> {
+    if unlock_from_memory(session, key) {
+        return Ok(());
+    }
     if !std::io::stdin().is_terminal() {
         return Err(OathError::Locked.into());
     }
     let password = rpassword::prompt_password(format!("Password for key {}: ", key.id))?;
     session.unlock(&password)?;
     Ok(())
+}
+
+/// Try the key remembered in the Secret Service. A remembered key that no longer works
+/// (the password changed elsewhere) is dropped, with a note.
+fn unlock_from_memory(session: &mut KeySession<'_>, key: &Key) -> bool {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        return false;
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return false;
+    };
+    let remembered = runtime.block_on(async {
+        let store = SecretStore::open_session_bus().await.ok()?;
+        store.get(&key.id).await.ok().flatten()
+    });
+    let Some(remembered) = remembered else {
+        return false;
+    };
+    match session.validate(&remembered) {
+        Ok(()) => true,
+        Err(OathError::WrongPassword) => {
+            runtime.block_on(async {
+                if let Ok(store) = SecretStore::open_session_bus().await {
+                    let _ = store.forget(&key.id).await;
+                }
+            });
+            eprintln!(
+                "The remembered password for key {} no longer works; forgot it",
+                key.id
+            );
+            false
+        }
+        Err(error) => {
+            debug!(%error, "unlock with the remembered key failed");
+            false
+        }
+    }
+}
+
+/// Index of the only key; an error naming them when there are several.
+pub fn single_index(keys: &[Key]) -> CliResult<usize> {
+    match keys.len() {
+        1 => Ok(0),
+        n => Err(CliError::Ambiguous(format!(
+            "{n} keys connected ({}); choose one with --device or --reader",
+            keys.iter()
+                .map(|k| k.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }

@@ -2,11 +2,13 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod backend;
 pub mod emulate;
 pub mod error;
 pub mod input;
 pub mod keys;
 pub mod output;
+pub mod via_daemon;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -51,7 +53,7 @@ pub struct GlobalArgs {
     /// Log more (repeat for even more); logs never contain secrets
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Talk to the key directly (the only mode until the daemon exists)
+    /// Talk to the keys directly, even when the daemon is on the session bus
     #[arg(long, global = true)]
     pub direct: bool,
 }

@@ -1,0 +1,245 @@
+//! Where commands get their keys from: the daemon over D-Bus when it is on the session bus
+//! (or can be activated), else the keys directly through pcscd. Same data either way, so
+//! the commands print the same output and exit with the same codes.
+
+use tracing::debug;
+
+use super::GlobalArgs;
+use super::error::{CliError, CliResult};
+use super::keys::{Key, Keys, Unlock};
+use crate::oath::{Code, CodeEntry, Credential, CredentialData, CredentialId, OathError};
+use crate::secrets::SecretStore;
+
+pub trait Backend {
+    fn keys(&self) -> &[Key];
+    /// Accounts of one key, with touch and digits where the key reports them.
+    fn list(&mut self, key: usize) -> CliResult<Vec<Credential>>;
+    /// Codes of one key at `timestamp` (touch and HOTP accounts without a code).
+    fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>>;
+    /// One account's codes at each timestamp (waits for touch; Steam codes for Steam).
+    fn calculate(
+        &mut self,
+        key: usize,
+        credential: &Credential,
+        at: &[u64],
+    ) -> CliResult<Vec<Code>>;
+    /// Write accounts, after checking all of them (nothing written if one is refused).
+    fn add(
+        &mut self,
+        key: usize,
+        accounts: &[CredentialData],
+        force: bool,
+    ) -> CliResult<Vec<Credential>>;
+    fn delete(&mut self, key: usize, credential: &Credential) -> CliResult<()>;
+    fn rename(
+        &mut self,
+        key: usize,
+        credential: &Credential,
+        new_id: &CredentialId,
+    ) -> CliResult<Credential>;
+
+    /// Set the password (`new` non-empty) or clear it (`new` empty). `current` is the
+    /// password in force, when there is one.
+    fn set_password(
+        &mut self,
+        key: usize,
+        current: Option<&str>,
+        new: &str,
+        remember: bool,
+    ) -> CliResult<()>;
+    /// Check `password`; with `remember`, keep the derived key in the Secret Service.
+    fn unlock(&mut self, key: usize, password: &str, remember: bool) -> CliResult<()>;
+    /// Drop the remembered key.
+    fn forget(&mut self, key: usize) -> CliResult<()>;
+    /// Delete every account and the password.
+    fn reset(&mut self, key: usize) -> CliResult<()>;
+
+    /// The one key a write goes to; several keys need `--device` or `--reader`.
+    fn single(&self) -> CliResult<usize> {
+        super::keys::single_index(self.keys())
+    }
+}
+
+/// Pick the backend for this invocation.
+pub fn open(global: &GlobalArgs) -> CliResult<Box<dyn Backend>> {
+    if !global.direct
+        && let Some(daemon) = super::via_daemon::DaemonBackend::connect(global)?
+    {
+        debug!("using the oathbridge daemon");
+        return Ok(Box::new(daemon));
+    }
+    debug!("talking to the keys directly");
+    Ok(Box::new(DirectBackend {
+        keys: Keys::discover(&global.filter())?,
+    }))
+}
+
+pub struct DirectBackend {
+    pub keys: Keys,
+}
+
+/// Run a Secret Service operation from synchronous code.
+fn with_store<R>(
+    action: impl AsyncFnOnce(&SecretStore) -> Result<R, crate::secrets::SecretsError>,
+) -> CliResult<R> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failure(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(async {
+            let store = SecretStore::open_session_bus().await?;
+            action(&store).await
+        })
+        .map_err(|e| CliError::Failure(e.to_string()))
+}
+
+fn remember_key(id: &str, key: &[u8]) -> CliResult<()> {
+    with_store(async |store| store.store(id, key).await)?;
+    eprintln!("Remembered the password of key {id} in the Secret Service");
+    Ok(())
+}
+
+impl Backend for DirectBackend {
+    fn keys(&self) -> &[Key] {
+        &self.keys.keys
+    }
+
+    fn list(&mut self, key: usize) -> CliResult<Vec<Credential>> {
+        let now = crate::clock::unix_now();
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            Ok(session.list_detailed(now)?)
+        })
+    }
+
+    fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            Ok(session.calculate_all(timestamp)?)
+        })
+    }
+
+    fn calculate(
+        &mut self,
+        key: usize,
+        credential: &Credential,
+        at: &[u64],
+    ) -> CliResult<Vec<Code>> {
+        let is_steam = credential.oath_type == crate::otp::OathType::Totp
+            && credential.id.issuer.as_deref() == Some("Steam");
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            at.iter()
+                .map(|t| {
+                    Ok(if is_steam {
+                        session.calculate_steam(credential, *t)?
+                    } else {
+                        session.calculate(credential, *t)?
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn add(
+        &mut self,
+        key: usize,
+        accounts: &[CredentialData],
+        force: bool,
+    ) -> CliResult<Vec<Credential>> {
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            let existing = session.list()?;
+            for account in accounts {
+                session.check_supported(account)?;
+                if !force && existing.iter().any(|c| c.raw_id == account.id.to_bytes()) {
+                    return Err(OathError::AlreadyExists.into());
+                }
+            }
+            let new = accounts
+                .iter()
+                .filter(|a| !existing.iter().any(|c| c.raw_id == a.id.to_bytes()))
+                .count();
+            if let Some(capacity) = session.quirks().capacity
+                && existing.len() + new > capacity
+            {
+                return Err(OathError::NoSpace.into());
+            }
+            accounts
+                .iter()
+                .map(|account| Ok(session.put(account, force)?))
+                .collect()
+        })
+    }
+
+    fn delete(&mut self, key: usize, credential: &Credential) -> CliResult<()> {
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            Ok(session.delete(credential)?)
+        })
+    }
+
+    fn rename(
+        &mut self,
+        key: usize,
+        credential: &Credential,
+        new_id: &CredentialId,
+    ) -> CliResult<Credential> {
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            Ok(session.rename(credential, new_id)?)
+        })
+    }
+
+    fn set_password(
+        &mut self,
+        key: usize,
+        current: Option<&str>,
+        new: &str,
+        remember: bool,
+    ) -> CliResult<()> {
+        let target = &self.keys.keys[key];
+        let unlock = current.map_or(Unlock::Prompt, Unlock::With);
+        let derived = self
+            .keys
+            .with_session_unlocking(target, unlock, |session| {
+                if new.is_empty() {
+                    session.clear_password()?;
+                    Ok(None)
+                } else {
+                    Ok(Some(session.set_password(new)?))
+                }
+            })?;
+        // A key remembered for the old password would fail from now on.
+        if target.locked {
+            let _ = with_store(async |store| store.forget(&target.id).await);
+        }
+        if remember && let Some(derived) = derived {
+            remember_key(&target.id, derived.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self, key: usize, password: &str, remember: bool) -> CliResult<()> {
+        let target = &self.keys.keys[key];
+        let derived =
+            self.keys
+                .with_session_unlocking(target, Unlock::With(password), |session| {
+                    Ok(session.derive_key(password)?)
+                })?;
+        if remember {
+            remember_key(&target.id, derived.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, key: usize) -> CliResult<()> {
+        let id = self.keys.keys[key].id.clone();
+        if !with_store(async |store| store.forget(&id).await)? {
+            eprintln!("No password was remembered for key {id}");
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self, key: usize) -> CliResult<()> {
+        self.keys
+            .with_session_unlocking(&self.keys.keys[key], Unlock::Skip, |session| {
+                Ok(session.reset()?)
+            })
+    }
+}
