@@ -302,7 +302,7 @@ impl Backend for DaemonBackend {
                 raw_id: id.as_bytes().to_vec(),
                 id: CredentialId::parse(id.as_bytes(), oath_type),
                 oath_type,
-                algorithm: None,
+                algorithm: text(&entry, "algorithm").parse::<HashAlgorithm>().ok(),
                 digits: known.and_then(|a| a.credential.digits),
                 touch: Some(flag(&entry, "touch")),
             };
@@ -318,6 +318,18 @@ impl Backend for DaemonBackend {
                     .unwrap_or(0),
             });
             out.push(CodeEntry { credential, code });
+        }
+        // GetCodes leaves locked keys out; say so, as the direct path does.
+        if out.is_empty() {
+            let locked: OwnedValue = self.call(
+                device.as_str(),
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &(DEVICE_IFACE, "Locked"),
+            )?;
+            if bool::try_from(&locked).unwrap_or(false) {
+                return Err(OathError::Locked.into());
+            }
         }
         Ok(out)
     }

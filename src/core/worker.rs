@@ -3,6 +3,7 @@
 //! one at a time, concurrent requests for the same time step find the code cache filled
 //! by the first one: one card round trip serves them all.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,10 +63,25 @@ pub trait WorkerEvents: Send + Sync {
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
+/// Lock state, readable without queueing behind a running operation (a touch wait).
+#[derive(Default)]
+pub struct LockStatus {
+    has_password: AtomicBool,
+    unlocked: AtomicBool,
+}
+
+impl LockStatus {
+    /// A password is set and its key is not in memory.
+    pub fn locked(&self) -> bool {
+        self.has_password.load(Ordering::Relaxed) && !self.unlocked.load(Ordering::Relaxed)
+    }
+}
+
 /// The async side of a worker. Dropping every handle stops the thread.
 #[derive(Clone)]
 pub struct DeviceHandle {
     jobs: mpsc::Sender<Job>,
+    pub status: Arc<LockStatus>,
 }
 
 impl DeviceHandle {
@@ -73,7 +89,12 @@ impl DeviceHandle {
     pub fn spawn(link: Link, info: DeviceInfo, events: Arc<dyn WorkerEvents>) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("key-{}", info.id);
+        let status = Arc::new(LockStatus::default());
+        status
+            .has_password
+            .store(info.has_password, Ordering::Relaxed);
         let mut worker = Worker {
+            status: status.clone(),
             link,
             pcsc: None,
             info,
@@ -86,13 +107,14 @@ impl DeviceHandle {
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             while let Ok(job) = queue.recv() {
                 job(&mut worker);
+                worker.publish();
             }
             debug!(device = worker.info.id, "worker stopped");
         });
         if let Err(error) = spawned {
             warn!(%error, "cannot start a key worker");
         }
-        Self { jobs }
+        Self { jobs, status }
     }
 
     /// Run `job` on the worker and wait for its answer.
@@ -116,6 +138,7 @@ struct CachedCodes {
 }
 
 pub struct Worker {
+    status: Arc<LockStatus>,
     link: Link,
     pcsc: Option<Pcsc>,
     info: DeviceInfo,
@@ -182,6 +205,16 @@ impl Worker {
 
     pub fn is_unlocked(&self) -> bool {
         !self.info.has_password || self.access_key.is_some()
+    }
+
+    /// Make the lock state visible to readers that must not wait for the queue.
+    fn publish(&self) {
+        self.status
+            .has_password
+            .store(self.info.has_password, Ordering::Relaxed);
+        self.status
+            .unlocked
+            .store(self.access_key.is_some(), Ordering::Relaxed);
     }
 
     /// One operation: transaction, SELECT, VALIDATE with the key in memory, then `action`.

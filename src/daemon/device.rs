@@ -15,7 +15,6 @@ use crate::secrets::SecretStore;
 pub struct Device {
     shared: Shared,
     id: String,
-    unlocked: AtomicBool,
     remembered: AtomicBool,
     touch_pending: AtomicBool,
 }
@@ -25,7 +24,6 @@ impl Device {
         Self {
             shared,
             id,
-            unlocked: AtomicBool::new(false),
             remembered: AtomicBool::new(false),
             touch_pending: AtomicBool::new(false),
         }
@@ -37,7 +35,6 @@ impl Device {
 
     /// Unlocked at plug-in with a remembered key.
     pub fn set_unlocked_by_memory(&self) {
-        self.unlocked.store(true, Ordering::Relaxed);
         self.remembered.store(true, Ordering::Relaxed);
     }
 
@@ -82,7 +79,6 @@ impl Device {
             .handle
             .run(move |worker| worker.unlock(&password))
             .await?;
-        self.unlocked.store(true, Ordering::Relaxed);
         self.locked_changed(&emitter).await?;
         super::refresh_accounts(&self.shared, connection, &self.id).await?;
         Ok(())
@@ -109,7 +105,6 @@ impl Device {
             })
             .await?;
         self.shared.manager.update(&self.id, info);
-        self.unlocked.store(true, Ordering::Relaxed);
         self.locked_changed(&emitter).await?;
         // A remembered key for the old password is useless now.
         if self.remembered.swap(false, Ordering::Relaxed)
@@ -159,7 +154,6 @@ impl Device {
                 Ok(())
             })
             .await?;
-        self.unlocked.store(false, Ordering::Relaxed);
         self.locked_changed(&emitter).await?;
         Ok(())
     }
@@ -219,7 +213,10 @@ impl Device {
     /// A password is set and not given yet.
     #[zbus(property)]
     fn locked(&self) -> bool {
-        self.info().is_some_and(|i| i.has_password) && !self.unlocked.load(Ordering::Relaxed)
+        self.shared
+            .manager
+            .get(&self.id)
+            .is_ok_and(|device| device.handle.status.locked())
     }
 
     /// The key is stored in the Secret Service and unlocks the key when it is plugged in.

@@ -130,8 +130,8 @@ fn credential_from(dict: &Dict) -> Result<CredentialData, DaemonError> {
 impl Manager {
     /// Codes of every unlocked key in one call. Options: "query" (s), "show_hidden" (b),
     /// "timestamp" (t, unix seconds; default now). Entries: "account" (o), "device" (o),
-    /// "id", "issuer", "name", "type" (s), "touch" (b), and for accounts the key
-    /// calculated: "code" (s), "valid_from", "valid_to" (t).
+    /// "id", "issuer", "name", "type" (s), "touch" (b), "algorithm" (s) when the key told
+    /// it, and for accounts the key calculated: "code" (s), "valid_from", "valid_to" (t).
     #[zbus(out_args("codes"))]
     async fn get_codes(
         &self,
@@ -179,6 +179,9 @@ impl Manager {
                     value(credential.oath_type.name().to_lowercase()),
                 );
                 dict.insert("touch".into(), value(credential.touch == Some(true)));
+                if let Some(algorithm) = credential.algorithm {
+                    dict.insert("algorithm".into(), value(algorithm.name().to_lowercase()));
+                }
                 if let Some(code) = &entry.code {
                     dict.insert("code".into(), value(code.value.clone()));
                     dict.insert("valid_from".into(), value(code.valid_from));

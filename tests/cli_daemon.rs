@@ -1,0 +1,226 @@
+//! The CLI through the daemon gives the same output and exit codes as the CLI talking to
+//! the keys directly: both modes run against the same emulated cards behind the same pcscd.
+
+mod common;
+mod daemon_common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::TestBed;
+use daemon_common::{Bus, Daemon};
+
+const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(bed: &TestBed, args: &[&str], stdin: &str) -> Run {
+    let mut command = bed.command(args);
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn oathbridge");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait oathbridge");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert_ne!(run.code, 101, "oathbridge panicked: {}", run.stderr);
+    run
+}
+
+/// Run `args` through the daemon and with `--direct`; both must agree.
+fn same(bed: &TestBed, args: &[&str]) -> Run {
+    let via_daemon = run(bed, args, "");
+    let mut direct_args = vec!["--direct"];
+    direct_args.extend_from_slice(args);
+    let direct = run(bed, &direct_args, "");
+    assert_eq!(
+        (via_daemon.code, &via_daemon.stdout),
+        (direct.code, &direct.stdout),
+        "{args:?}: daemon stderr {:?}, direct stderr {:?}",
+        via_daemon.stderr,
+        direct.stderr
+    );
+    assert_eq!(via_daemon.stderr, direct.stderr, "{args:?}");
+    via_daemon
+}
+
+fn ok(bed: &TestBed, args: &[&str], stdin: &str) -> String {
+    let result = run(bed, args, stdin);
+    assert_eq!(
+        result.code,
+        0,
+        "{args:?}: {}\n{}",
+        result.stderr,
+        bed.logs()
+    );
+    result.stdout
+}
+
+#[test]
+fn both_modes_print_the_same() {
+    let mut bed = TestBed::start();
+    bed.attach_card(0, &["--profile", "yubikey"]);
+    bed.attach_card(1, &["--profile", "nitrokey"]);
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 2);
+
+    // Writes through the daemon, one per key.
+    ok(
+        &bed,
+        &[
+            "--reader",
+            "00 00",
+            "add",
+            "GitHub:alice",
+            "--digits",
+            "8",
+            "--from",
+            "-",
+        ],
+        RFC_SHA1,
+    );
+    ok(
+        &bed,
+        &["--reader", "00 01", "add", "--from", "-"],
+        &format!("otpauth://totp/GitLab:bob?secret={RFC_SHA1}&period=60"),
+    );
+    ok(
+        &bed,
+        &[
+            "--reader",
+            "00 00",
+            "add",
+            "Bank:hotp",
+            "--type",
+            "hotp",
+            "--from",
+            "-",
+        ],
+        RFC_SHA1,
+    );
+
+    let devices = same(&bed, &["--json", "devices"]);
+    assert!(devices.stdout.contains("\"used\": 2"), "{}", devices.stdout);
+    same(&bed, &["list"]);
+    same(&bed, &["--json", "list"]);
+    let codes = same(&bed, &["--json", "code", "--at", "59"]);
+    assert!(codes.stdout.contains("94287082"), "{}", codes.stdout);
+    same(&bed, &["code", "--at", "59"]);
+    assert_eq!(
+        same(&bed, &["code", "-s", "alice", "--at", "59"]).stdout,
+        "94287082\n"
+    );
+    let two = same(&bed, &["code", "-s", "alice", "--count", "2", "--at", "59"]);
+    assert_eq!(
+        two.stdout,
+        "94287082\n07081804\n".replace(
+            "07081804",
+            &oathbridge::otp::totp(
+                oathbridge::otp::HashAlgorithm::Sha1,
+                b"12345678901234567890",
+                89,
+                30,
+                8,
+            )
+        )
+    );
+    same(&bed, &["code", "-s", "GitLab", "--at", "119"]);
+    assert_eq!(same(&bed, &["code", "-s", "nothing"]).code, 3);
+    assert_eq!(same(&bed, &["code", "-s", "b", "--at", "59"]).code, 4);
+    assert_eq!(same(&bed, &["add", "x", "--from", "/dev/null"]).code, 2);
+
+    // Rename and delete through the daemon; the direct view agrees afterwards.
+    ok(&bed, &["rename", "GitHub:alice", "GitHub:carol"], "");
+    assert!(same(&bed, &["list"]).stdout.contains("GitHub:carol"));
+    ok(&bed, &["delete", "--force", "GitHub:carol"], "");
+    assert!(!same(&bed, &["list"]).stdout.contains("carol"));
+
+    // A password set behind the daemon's back: locked in both modes without a terminal;
+    // an unlock through the daemon is kept in its memory, direct mode has none.
+    ok(
+        &bed,
+        &["--direct", "--reader", "00 00", "password", "set"],
+        "pw\n",
+    );
+    let locked = same(&bed, &["--reader", "00 00", "code"]);
+    assert_eq!(locked.code, 6, "{}", locked.stderr);
+    ok(&bed, &["--reader", "00 00", "password", "unlock"], "pw\n");
+    let unlocked = run(&bed, &["--reader", "00 00", "code", "-s", "Bank:hotp"], "");
+    assert_eq!(
+        unlocked.code, 0,
+        "daemon keeps the unlock in memory: {}",
+        unlocked.stderr
+    );
+    assert_eq!(unlocked.stdout, "755224\n");
+    let direct = run(&bed, &["--direct", "--reader", "00 00", "code"], "");
+    assert_eq!(
+        direct.code, 6,
+        "direct mode has no memory: {}",
+        direct.stderr
+    );
+    ok(
+        &bed,
+        &["--direct", "--reader", "00 00", "password", "clear"],
+        "pw\n",
+    );
+    same(&bed, &["--reader", "00 00", "list"]);
+}
+
+#[test]
+fn a_plain_command_activates_the_daemon() {
+    let mut bed = TestBed::start();
+    bed.attach_card(0, &[]);
+    let services = bed.dir().join("services");
+    std::fs::create_dir_all(&services).expect("services dir");
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("dbus/io.github.oathbridge.OathBridge1.service"),
+    )
+    .expect("service file");
+    let exec = format!("Exec={} daemon", env!("CARGO_BIN_EXE_oathbridge"));
+    let rewritten: Vec<String> = shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("Exec=") {
+                exec.clone()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(
+        services.join("io.github.oathbridge.OathBridge1.service"),
+        rewritten.join("\n") + "\n",
+    )
+    .expect("write service file");
+    bed.start_dbus_with_services(&services);
+    let bus = Bus::connect(&bed);
+    assert!(
+        bus.owner_pid("io.github.oathbridge.OathBridge1").is_none(),
+        "not running yet"
+    );
+    ok(&bed, &["add", "acct", "--from", "-"], RFC_SHA1);
+    assert!(
+        bus.owner_pid("io.github.oathbridge.OathBridge1").is_some(),
+        "the CLI activated the daemon"
+    );
+    assert_eq!(
+        ok(&bed, &["code", "-s", "acct", "--at", "59"], ""),
+        "287082\n"
+    );
+}
