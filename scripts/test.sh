@@ -25,9 +25,9 @@ fi
 banner "system packages"
 # python3-dev and gcc: pyscard (a ykman dependency) has no Linux wheel and is compiled.
 # libglib2.0-bin (gdbus), systemd (busctl, systemd-analyze), desktop-file-utils: D-Bus and
-# desktop-file tests.
+# desktop-file tests. gnome-keyring: a real Secret Service for the remembered-password tests.
 packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config dbus-daemon dbus-bin
-  python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils)
+  python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils gnome-keyring)
 if command -v dpkg-query >/dev/null; then
   missing=()
   for package in "${packages[@]}"; do
