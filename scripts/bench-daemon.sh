@@ -150,17 +150,20 @@ echo "--- ykman oath accounts code"
 "$YKMAN" --reader "$READER" oath accounts code
 echo
 
-echo "=== (a) warm GetCodes through the daemon vs ykman"
+echo "=== (a) warm 'oathbridge code' through the daemon, busctl GetCodes, vs ykman"
 hyperfine -N --warmup 3 --runs 30 --export-json "$DIR/bench.json" \
+    "$OATHBRIDGE code" \
     "busctl --user call $BUS_NAME $ROOT $MANAGER GetCodes a{sv} 0" \
     "$YKMAN --reader '$READER' oath accounts code"
 python3 - "$DIR/bench.json" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))["results"]
-daemon, ykman = (r["mean"] * 1000 for r in results)
-print(f"busctl GetCodes (daemon):   {daemon:8.1f} ms mean")
+cli, busctl, ykman = (r["mean"] * 1000 for r in results)
+print(f"oathbridge code (daemon):   {cli:8.1f} ms mean")
+print(f"busctl GetCodes (daemon):   {busctl:8.1f} ms mean")
 print(f"ykman oath accounts code:   {ykman:8.1f} ms mean")
-print(f"ratio (ykman / daemon):     {ykman / daemon:.1f}x")
+print(f"ratio (ykman / oathbridge code): {ykman / cli:.1f}x")
+print(f"ratio (ykman / busctl):          {ykman / busctl:.1f}x")
 EOF
 echo
 

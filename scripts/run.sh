@@ -67,7 +67,7 @@ if [ "$(call GetCodes 'a{sv}' 0)" = "aa{sv} 0" ] && [ ${#args[@]} -gt 1 ]; then
   call AddAccount 'a{sv}a{sv}' 1 uri s \
     'otpauth://totp/Demo:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Demo' 0 >/dev/null
 fi
-echo "==> serving io.github.oathbridge.OathBridge1 (Ctrl-C to stop). Codes now:"
-call GetCodes 'a{sv}' 0
+echo "==> serving io.github.oathbridge.OathBridge1 (Ctrl-C to stop). Codes now, through the daemon:"
+"$BIN" code
 echo "    try: DBUS_SESSION_BUS_ADDRESS=$DBUS_SESSION_BUS_ADDRESS busctl --user call io.github.oathbridge.OathBridge1 /io/github/oathbridge/OathBridge1 io.github.oathbridge.OathBridge1.Manager GetCodes a{sv} 0"
 wait "$daemon"

@@ -54,6 +54,11 @@ pub trait Backend {
     /// Delete every account and the password.
     fn reset(&mut self, key: usize) -> CliResult<()>;
 
+    /// A password is set on the key (`Key::locked` says whether one is needed now).
+    fn has_password(&self, key: usize) -> bool {
+        self.keys()[key].locked
+    }
+
     /// The one key a write goes to; several keys need `--device` or `--reader`.
     fn single(&self) -> CliResult<usize> {
         super::keys::single_index(self.keys())
@@ -194,6 +199,10 @@ impl Backend for DirectBackend {
         remember: bool,
     ) -> CliResult<()> {
         let target = &self.keys.keys[key];
+        if remember {
+            // Fail before the password changes, not after.
+            with_store(async |_| Ok(()))?;
+        }
         let unlock = current.map_or(Unlock::Prompt, Unlock::With);
         let derived = self
             .keys

@@ -1,27 +1,33 @@
 //! The daemon as a backend: the same data the direct path reads, over D-Bus.
 
+mod props;
+
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
+use tracing::debug;
 use zbus::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zeroize::Zeroizing;
 
 use super::GlobalArgs;
 use super::backend::Backend;
-use super::error::{CliError, CliResult, exit};
-use super::keys::Key;
+use super::error::{CliError, CliResult};
+use super::keys::{Key, KeyFilter, Keys};
 use crate::daemon::{BUS_NAME, ROOT_PATH};
-use crate::oath::{Code, CodeEntry, Credential, CredentialData, CredentialId, OathError, Version};
-use crate::otp::{HashAlgorithm, OathType};
+use crate::oath::{Code, CodeEntry, Credential, CredentialData, CredentialId, OathError};
+use props::{Properties, big_number, flag, from_dbus, number, parse_version, path, text};
 
 const DEVICE_IFACE: &str = "io.github.oathbridge.OathBridge1.Device";
 const ACCOUNT_IFACE: &str = "io.github.oathbridge.OathBridge1.Account";
 const MANAGER_IFACE: &str = "io.github.oathbridge.OathBridge1.Manager";
-/// A touch may take as long as the user needs; D-Bus' default 25 s is too short.
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Ordinary calls; a call may queue behind another client's touch wait on the same key.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Calculate waits for a touch as long as the key does; D-Bus' usual 25 s is too short.
+const TOUCH_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
-type Properties = HashMap<String, OwnedValue>;
 type ManagedObjects = HashMap<OwnedObjectPath, HashMap<String, Properties>>;
 
 struct Account {
@@ -32,86 +38,27 @@ struct Account {
 pub struct DaemonBackend {
     runtime: Runtime,
     connection: Connection,
+    filter: KeyFilter,
     keys: Vec<Key>,
     device_paths: Vec<OwnedObjectPath>,
     accounts: Vec<Vec<Account>>,
 }
 
-fn text(props: &Properties, name: &str) -> String {
-    props
-        .get(name)
-        .and_then(|v| <&str>::try_from(v).ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn number(props: &Properties, name: &str) -> u32 {
-    props
-        .get(name)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(0)
-}
-
-fn flag(props: &Properties, name: &str) -> bool {
-    props
-        .get(name)
-        .and_then(|v| bool::try_from(v).ok())
-        .unwrap_or(false)
-}
-
-fn parse_version(text: &str) -> Version {
-    let mut parts = text.split('.').map(|p| p.parse::<u8>().unwrap_or(0));
-    Version(
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    )
-}
-
-fn credential_from(props: &Properties) -> Credential {
-    let oath_type = if text(props, "Type") == "hotp" {
-        OathType::Hotp
-    } else {
-        OathType::Totp
-    };
-    let id = text(props, "Id");
-    Credential {
-        raw_id: id.as_bytes().to_vec(),
-        id: CredentialId::parse(id.as_bytes(), oath_type),
-        oath_type,
-        algorithm: text(props, "Algorithm").parse::<HashAlgorithm>().ok(),
-        digits: u8::try_from(number(props, "Digits"))
-            .ok()
-            .filter(|d| *d != 0),
-        touch: Some(flag(props, "RequiresTouch")),
-    }
-}
-
-/// A D-Bus error from the daemon, with the exit code its name stands for.
-fn from_dbus(error: zbus::Error) -> CliError {
-    if let zbus::Error::MethodError(name, message, _) = &error {
-        let message = message.clone().unwrap_or_else(|| name.to_string());
-        let code = match name.as_str().rsplit('.').next().unwrap_or_default() {
-            "NoDevice" | "DeviceRemoved" => exit::NO_KEY,
-            "NoSuchAccount" => exit::NO_MATCH,
-            "Locked" | "WrongPassword" => exit::PASSWORD,
-            "TouchTimeout" => exit::TOUCH_TIMEOUT,
-            "NoSpace" | "NotSupported" => exit::UNSUPPORTED,
-            "InvalidInput" => exit::USAGE,
-            _ => exit::FAILURE,
-        };
-        return CliError::Daemon { code, message };
-    }
-    CliError::Daemon {
-        code: exit::FAILURE,
-        message: format!("the oathbridge daemon did not answer: {error}"),
-    }
-}
-
 impl DaemonBackend {
-    /// The daemon, if it runs or can be activated on the session bus; None otherwise.
+    /// The daemon with its keys and accounts, if it runs or can be activated on the session
+    /// bus; None otherwise (the caller talks to the keys directly).
     pub fn connect(global: &GlobalArgs) -> CliResult<Option<Self>> {
+        let Some(mut backend) = Self::attach(global)? else {
+            return Ok(None);
+        };
+        backend.reload()?;
+        Ok(Some(backend))
+    }
+
+    /// Connect without reading the keys yet (`--watch` waits for keys that are not there).
+    pub fn attach(global: &GlobalArgs) -> CliResult<Option<Self>> {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+            debug!("no DBUS_SESSION_BUS_ADDRESS");
             return Ok(None);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -119,7 +66,13 @@ impl DaemonBackend {
             .build()
             .map_err(|e| CliError::Failure(format!("cannot start the async runtime: {e}")))?;
         let found = runtime.block_on(async {
-            let connection = Connection::session().await.ok()?;
+            let connection = match Connection::session().await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    debug!(%error, "session bus unreachable");
+                    return None;
+                }
+            };
             let bus = zbus::fdo::DBusProxy::new(&connection).await.ok()?;
             let name = zbus::names::BusName::try_from(BUS_NAME).ok()?;
             let running = bus.name_has_owner(name).await.unwrap_or(false);
@@ -129,23 +82,27 @@ impl DaemonBackend {
                     .await
                     .map(|names| names.iter().any(|n| n.as_str() == BUS_NAME))
                     .unwrap_or(false);
+            debug!(running, activatable, "oathbridge daemon on the session bus");
             activatable.then_some(connection)
         });
-        let Some(connection) = found else {
-            return Ok(None);
-        };
-        let mut backend = Self {
+        Ok(found.map(|connection| Self {
             runtime,
             connection,
+            filter: global.filter(),
             keys: Vec::new(),
             device_paths: Vec::new(),
             accounts: Vec::new(),
-        };
-        backend.load(global)?;
-        Ok(Some(backend))
+        }))
     }
 
-    fn call<B, R>(&self, path: &str, iface: &str, method: &str, body: &B) -> CliResult<R>
+    fn call_with<B, R>(
+        &self,
+        timeout: Duration,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+    ) -> CliResult<R>
     where
         B: serde::Serialize + zbus::zvariant::DynamicType,
         R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
@@ -154,18 +111,29 @@ impl DaemonBackend {
             let call = self
                 .connection
                 .call_method(Some(BUS_NAME), path, Some(iface), method, body);
-            let reply = tokio::time::timeout(CALL_TIMEOUT, call)
+            let reply = tokio::time::timeout(timeout, call)
                 .await
                 .map_err(|_| {
-                    CliError::Failure("the oathbridge daemon did not answer in time".into())
+                    CliError::Failure(format!(
+                        "the oathbridge daemon did not answer {method} within {} s",
+                        timeout.as_secs()
+                    ))
                 })?
                 .map_err(from_dbus)?;
             reply.body().deserialize::<R>().map_err(from_dbus)
         })
     }
 
+    fn call<B, R>(&self, path: &str, iface: &str, method: &str, body: &B) -> CliResult<R>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+        R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+    {
+        self.call_with(CALL_TIMEOUT, path, iface, method, body)
+    }
+
     /// Every key and account the daemon serves, filtered like direct discovery.
-    fn load(&mut self, global: &GlobalArgs) -> CliResult<()> {
+    pub fn reload(&mut self) -> CliResult<()> {
         let objects: ManagedObjects = self.call(
             ROOT_PATH,
             "org.freedesktop.DBus.ObjectManager",
@@ -177,8 +145,11 @@ impl DaemonBackend {
             .filter_map(|(path, ifaces)| ifaces.get(DEVICE_IFACE).map(|p| (path, p)))
             .collect();
         devices.sort_by_key(|(_, props)| text(props, "Reader"));
-        let filter = global.filter();
-        for (path, props) in devices {
+        self.keys.clear();
+        self.device_paths.clear();
+        self.accounts.clear();
+        let filter = self.filter.clone();
+        for (device_path, props) in devices {
             let serial = number(props, "Serial");
             let key = Key {
                 id: text(props, "Id"),
@@ -202,35 +173,9 @@ impl DaemonBackend {
             {
                 continue;
             }
-            let mut accounts: Vec<(String, Account)> = objects
-                .iter()
-                .filter_map(|(account_path, ifaces)| {
-                    let props = ifaces.get(ACCOUNT_IFACE)?;
-                    let owner = props
-                        .get("Device")
-                        .and_then(|v| OwnedObjectPath::try_from(v.try_clone().ok()?).ok())?;
-                    (owner == *path).then(|| {
-                        (
-                            account_path.to_string(),
-                            Account {
-                                path: account_path.clone(),
-                                credential: credential_from(props),
-                            },
-                        )
-                    })
-                })
-                .collect();
-            // Object paths end in a counter: their order is the order the key listed them.
-            accounts.sort_by_key(|(p, _)| {
-                p.rsplit('/')
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0)
-            });
             self.keys.push(key);
-            self.device_paths.push(path.clone());
-            self.accounts
-                .push(accounts.into_iter().map(|(_, a)| a).collect());
+            self.device_paths.push(device_path.clone());
+            self.accounts.push(accounts_of(&objects, device_path));
         }
         if self.keys.is_empty() {
             return Err(CliError::NoKey(match (&filter.reader, &filter.device) {
@@ -242,80 +187,55 @@ impl DaemonBackend {
         Ok(())
     }
 
-    fn require_unlocked(&self, key: usize) -> CliResult<()> {
-        if self.keys[key].locked {
+    /// A key the daemon holds locked: ask for its password on a terminal and unlock it in
+    /// the daemon (which keeps it in memory); without a terminal, fail as direct mode does.
+    pub fn ensure_unlocked(&mut self, key: usize) -> CliResult<()> {
+        if !self.keys[key].locked {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
             return Err(OathError::Locked.into());
+        }
+        let password = Zeroizing::new(rpassword::prompt_password(format!(
+            "Password for key {}: ",
+            self.keys[key].id
+        ))?);
+        self.unlock(key, &password, false)?;
+        // The daemon publishes the accounts on unlock; the key must still be the same one.
+        let id = self.keys[key].id.clone();
+        self.reload()?;
+        if self.keys.get(key).is_none_or(|k| k.id != id) {
+            return Err(CliError::NoKey(format!("key {id} was removed")));
         }
         Ok(())
     }
 
-    fn account_path(&self, key: usize, credential: &Credential) -> CliResult<OwnedObjectPath> {
-        self.accounts[key]
-            .iter()
-            .find(|a| a.credential.raw_id == credential.raw_id)
-            .map(|a| a.path.clone())
-            .ok_or(CliError::NoMatch)
-    }
-}
-
-impl Backend for DaemonBackend {
-    fn keys(&self) -> &[Key] {
-        &self.keys
-    }
-
-    fn list(&mut self, key: usize) -> CliResult<Vec<Credential>> {
-        self.require_unlocked(key)?;
-        Ok(self.accounts[key]
-            .iter()
-            .map(|a| a.credential.clone())
-            .collect())
-    }
-
-    fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
-        self.require_unlocked(key)?;
-        let options: HashMap<&str, Value<'_>> = HashMap::from([
-            ("timestamp", Value::from(timestamp)),
-            ("show_hidden", Value::from(true)),
-        ]);
+    /// Codes of one key from GetCodes: at `timestamp`, or from the daemon's cache (None).
+    pub fn get_codes(&mut self, key: usize, timestamp: Option<u64>) -> CliResult<Vec<CodeEntry>> {
+        self.ensure_unlocked(key)?;
+        let mut options: HashMap<&str, Value<'_>> =
+            HashMap::from([("show_hidden", Value::from(true))]);
+        if let Some(timestamp) = timestamp {
+            options.insert("timestamp", Value::from(timestamp));
+        }
         let entries: Vec<Properties> =
             self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))?;
         let device = self.device_paths[key].clone();
         let mut out = Vec::new();
         for entry in entries {
-            let owner = entry
-                .get("device")
-                .and_then(|v| OwnedObjectPath::try_from(v.try_clone().ok()?).ok());
-            if owner.as_ref() != Some(&device) {
+            if path(&entry, "device").as_ref() != Some(&device) {
                 continue;
             }
-            let id = text(&entry, "id");
-            // Details as the key reported them (digits), like CALCULATE ALL in direct mode.
-            let known = self.accounts[key]
+            let mut credential = props::credential(&entry, false);
+            // Digits as the key listed them, like CALCULATE ALL details in direct mode.
+            credential.digits = self.accounts[key]
                 .iter()
-                .find(|a| a.credential.raw_id == id.as_bytes());
-            let oath_type = if text(&entry, "type") == "hotp" {
-                OathType::Hotp
-            } else {
-                OathType::Totp
-            };
-            let credential = Credential {
-                raw_id: id.as_bytes().to_vec(),
-                id: CredentialId::parse(id.as_bytes(), oath_type),
-                oath_type,
-                algorithm: text(&entry, "algorithm").parse::<HashAlgorithm>().ok(),
-                digits: known.and_then(|a| a.credential.digits),
-                touch: Some(flag(&entry, "touch")),
-            };
+                .find(|a| a.credential.raw_id == credential.raw_id)
+                .and_then(|a| a.credential.digits);
             let code = entry.contains_key("code").then(|| Code {
                 value: text(&entry, "code"),
-                valid_from: entry
-                    .get("valid_from")
-                    .and_then(|v| u64::try_from(v).ok())
-                    .unwrap_or(0),
-                valid_to: entry
-                    .get("valid_to")
-                    .and_then(|v| u64::try_from(v).ok())
-                    .unwrap_or(0),
+                valid_from: big_number(&entry, "valid_from"),
+                valid_to: big_number(&entry, "valid_to"),
             });
             out.push(CodeEntry { credential, code });
         }
@@ -334,6 +254,57 @@ impl Backend for DaemonBackend {
         Ok(out)
     }
 
+    fn account_path(&self, key: usize, credential: &Credential) -> CliResult<OwnedObjectPath> {
+        self.accounts[key]
+            .iter()
+            .find(|a| a.credential.raw_id == credential.raw_id)
+            .map(|a| a.path.clone())
+            .ok_or(CliError::NoMatch)
+    }
+}
+
+/// The accounts of `device`, in the order the key listed them.
+fn accounts_of(objects: &ManagedObjects, device: &OwnedObjectPath) -> Vec<Account> {
+    let mut accounts: Vec<(u64, Account)> = objects
+        .iter()
+        .filter_map(|(account_path, ifaces)| {
+            let props = ifaces.get(ACCOUNT_IFACE)?;
+            (path(props, "Device").as_ref() == Some(device)).then(|| {
+                // Object paths end in a counter: their order is the key's listing order.
+                let order = account_path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let account = Account {
+                    path: account_path.clone(),
+                    credential: props::credential(props, true),
+                };
+                (order, account)
+            })
+        })
+        .collect();
+    accounts.sort_by_key(|(order, _)| *order);
+    accounts.into_iter().map(|(_, a)| a).collect()
+}
+
+impl Backend for DaemonBackend {
+    fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    fn list(&mut self, key: usize) -> CliResult<Vec<Credential>> {
+        self.ensure_unlocked(key)?;
+        Ok(self.accounts[key]
+            .iter()
+            .map(|a| a.credential.clone())
+            .collect())
+    }
+
+    fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
+        self.get_codes(key, Some(timestamp))
+    }
+
     fn calculate(
         &mut self,
         key: usize,
@@ -343,8 +314,13 @@ impl Backend for DaemonBackend {
         let path = self.account_path(key, credential)?;
         at.iter()
             .map(|t| {
-                let (value, valid_from, valid_to): (String, u64, u64) =
-                    self.call(path.as_str(), ACCOUNT_IFACE, "Calculate", &(*t,))?;
+                let (value, valid_from, valid_to): (String, u64, u64) = self.call_with(
+                    TOUCH_CALL_TIMEOUT,
+                    path.as_str(),
+                    ACCOUNT_IFACE,
+                    "Calculate",
+                    &(*t,),
+                )?;
                 Ok(Code {
                     value,
                     valid_from,
@@ -360,7 +336,7 @@ impl Backend for DaemonBackend {
         accounts: &[CredentialData],
         force: bool,
     ) -> CliResult<Vec<Credential>> {
-        self.require_unlocked(key)?;
+        self.ensure_unlocked(key)?;
         // Refuse before the first write, as the direct path does.
         if !force
             && accounts.iter().any(|a| {
@@ -410,6 +386,27 @@ impl Backend for DaemonBackend {
         Ok(added)
     }
 
+    /// Whether a password is set on `key`. The daemon only says whether it holds the key
+    /// locked; one it keeps unlocked is asked directly through pcscd (a SELECT, shared),
+    /// and assumed to have one if pcscd cannot see it (a virtual key inside the daemon).
+    fn has_password(&self, key: usize) -> bool {
+        let key = &self.keys[key];
+        if key.locked {
+            return true;
+        }
+        let filter = KeyFilter {
+            reader: Some(key.reader.clone()),
+            device: Some(key.id.clone()),
+        };
+        match Keys::discover(&filter) {
+            Ok(found) => found.keys.first().is_none_or(|k| k.locked),
+            Err(error) => {
+                debug!(%error, "cannot ask the key directly whether it has a password");
+                true
+            }
+        }
+    }
+
     fn delete(&mut self, key: usize, credential: &Credential) -> CliResult<()> {
         let path = self.account_path(key, credential)?;
         self.call(path.as_str(), ACCOUNT_IFACE, "Delete", &())
@@ -434,6 +431,15 @@ impl Backend for DaemonBackend {
     fn unlock(&mut self, key: usize, password: &str, remember: bool) -> CliResult<()> {
         let path = self.device_paths[key].clone();
         self.call(path.as_str(), DEVICE_IFACE, "Unlock", &(password, remember))
+            .map_err(|error| match error {
+                // The daemon's InvalidInput for this case; direct mode exits 6 with it.
+                CliError::Daemon { message, .. }
+                    if message == OathError::NoPassword.to_string() =>
+                {
+                    OathError::NoPassword.into()
+                }
+                other => other,
+            })
     }
 
     fn forget(&mut self, key: usize) -> CliResult<()> {
