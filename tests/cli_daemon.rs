@@ -179,6 +179,117 @@ fn both_modes_print_the_same() {
         "pw\n",
     );
     same(&bed, &["--reader", "00 00", "list"]);
+
+    // No password: clear and unlock fail alike.
+    assert_eq!(
+        same(&bed, &["--reader", "00 00", "password", "clear"]).code,
+        6
+    );
+    assert_eq!(
+        same(&bed, &["--reader", "00 00", "password", "unlock"]).code,
+        6
+    );
+
+    // A password set through the daemon stays unlocked in its memory: daemon-mode commands
+    // need no password (not even clear); direct mode is locked.
+    ok(&bed, &["--reader", "00 00", "password", "set"], "pw\n");
+    assert_eq!(
+        ok(&bed, &["--reader", "00 00", "code", "-s", "Bank:hotp"], ""),
+        "287082\n"
+    );
+    assert_eq!(
+        run(&bed, &["--direct", "--reader", "00 00", "list"], "").code,
+        6
+    );
+    let wrong = run(&bed, &["--reader", "00 00", "password", "unlock"], "nope\n");
+    assert_eq!(wrong.code, 6, "{}", wrong.stderr);
+    // The daemon slows down password guesses.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ok(&bed, &["--reader", "00 00", "password", "unlock"], "pw\n");
+    ok(&bed, &["--reader", "00 00", "password", "clear"], "");
+    same(&bed, &["--reader", "00 00", "--json", "devices"]);
+
+    // --device by serial or id picks the same key in both modes.
+    let id = run(
+        &bed,
+        &["--direct", "--reader", "00 01", "--json", "devices"],
+        "",
+    );
+    let id = id
+        .stdout
+        .split('"')
+        .skip_while(|s| *s != "id")
+        .nth(2)
+        .expect("device id")
+        .to_owned();
+    assert!(
+        same(&bed, &["--device", &id, "list"])
+            .stdout
+            .contains("GitLab:bob")
+    );
+    assert_eq!(same(&bed, &["--device", "nope", "list"]).code, 5);
+}
+
+/// The first block `code --watch` prints without a terminal.
+fn first_watch_block(bed: &TestBed, args: &[&str]) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = bed
+        .command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("read watch output");
+        if line.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn watch_reads_the_daemon_cache() {
+    let mut bed = TestBed::start();
+    bed.attach_card(0, &[]);
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
+    ok(&bed, &["add", "GitHub:alice", "--from", "-"], RFC_SHA1);
+    ok(
+        &bed,
+        &["add", "Bank:hotp", "--type", "hotp", "--from", "-"],
+        RFC_SHA1,
+    );
+    let via_daemon = first_watch_block(&bed, &["code", "--watch"]);
+    let direct = first_watch_block(&bed, &["--direct", "code", "--watch"]);
+    assert_eq!(via_daemon.len(), 2, "{via_daemon:?}");
+    assert!(
+        via_daemon.contains(&"Bank:hotp     [HOTP Account]".to_owned()),
+        "{via_daemon:?}"
+    );
+    let alice = via_daemon
+        .iter()
+        .find(|l| l.starts_with("GitHub:alice  "))
+        .expect("alice listed");
+    assert!(
+        alice.ends_with(" s"),
+        "a code and its seconds left: {alice:?}"
+    );
+    // Codes and seconds left may differ between the two runs; names do not.
+    let ids = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.split("  ").next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&via_daemon), ids(&direct));
 }
 
 #[test]
@@ -223,4 +334,87 @@ fn a_plain_command_activates_the_daemon() {
         ok(&bed, &["code", "-s", "acct", "--at", "59"], ""),
         "287082\n"
     );
+}
+
+/// `oathbridge ARGS` on a pseudo-terminal (util-linux `script`), `input` typed into it.
+fn on_terminal(bed: &TestBed, args: &[&str], input: &str, wait: std::time::Duration) -> String {
+    let mut line = env!("CARGO_BIN_EXE_oathbridge").to_owned();
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let mut command = std::process::Command::new("script");
+    bed.apply_env(&mut command);
+    let mut child = command
+        .args(["-qfec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Give the prompt time to appear before typing.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(input.as_bytes()).expect("type");
+    std::thread::sleep(wait);
+    let _ = child.kill();
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait script");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn on_a_terminal_the_daemon_mode_prompts_and_polls() {
+    let mut bed = TestBed::start();
+    bed.attach_card(0, &[]);
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
+    ok(&bed, &["add", "GitHub:alice", "--from", "-"], RFC_SHA1);
+    ok(&bed, &["--direct", "password", "set"], "pw\n");
+    assert_eq!(run(&bed, &["code", "-s", "alice"], "").code, 6);
+
+    // A locked key: the password is asked on the terminal and the daemon keeps the unlock.
+    let screen = on_terminal(
+        &bed,
+        &["code", "-s", "alice", "--at", "59"],
+        "pw\n",
+        std::time::Duration::from_millis(1000),
+    );
+    assert!(screen.contains("Password for key"), "{screen:?}");
+    assert!(screen.contains("287082"), "{screen:?}");
+    assert_eq!(
+        ok(&bed, &["code", "-s", "alice", "--at", "59"], ""),
+        "287082\n"
+    );
+
+    // The terminal view polls the daemon each second: an account added meanwhile shows up
+    // before the period ends.
+    let adder = {
+        let mut command = bed.command(&["add", "Later:bob", "--from", "-"]);
+        command.stdin(Stdio::piped()).stdout(Stdio::null());
+        command
+    };
+    let watcher = std::thread::scope(|scope| {
+        let watching = scope.spawn(|| {
+            on_terminal(
+                &bed,
+                &["code", "--watch"],
+                "",
+                std::time::Duration::from_millis(2500),
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let mut adder = adder;
+        let mut child = adder.spawn().expect("spawn add");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(RFC_SHA1.as_bytes())
+            .expect("write seed");
+        assert!(child.wait().expect("wait add").success());
+        watching.join().expect("watch thread")
+    });
+    assert!(watcher.contains("GitHub:alice"), "{watcher:?}");
+    assert!(watcher.contains("Later:bob"), "{watcher:?}");
 }

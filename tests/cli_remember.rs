@@ -157,6 +157,23 @@ fn remembered_keys_unlock_silently_and_stale_ones_are_dropped() {
     let forgot = call(&["password", "forget"], "");
     assert_eq!(forgot.code, 0, "{}", forgot.stderr);
     assert_eq!(call(&["code", "-s", "acct"], "").code, 6, "forgotten");
+
+    // `password set --remember` stores the new key; a plain `password set` drops it (it
+    // would be stale), so no "no longer works" note follows.
+    let set = call(&["password", "set", "--remember"], "new\nthird\n");
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(
+        call(&["code", "-s", "acct", "--at", "59"], "").stdout,
+        "287082\n"
+    );
+    assert_eq!(call(&["password", "set"], "third\nfourth\n").code, 0);
+    let dropped = call(&["code", "-s", "acct"], "");
+    assert_eq!(dropped.code, 6, "{}", dropped.stderr);
+    assert!(
+        !dropped.stderr.contains("no longer works"),
+        "{}",
+        dropped.stderr
+    );
 }
 
 #[test]
@@ -181,6 +198,20 @@ fn without_a_secret_service_remember_fails_plainly() {
         result.stderr
     );
     assert_eq!(result.stderr.trim().lines().count(), 1, "{}", result.stderr);
+    // `set --remember` checks for the store first: the password stays as it was.
+    let set = run(
+        &bed,
+        &["--reader", &reader, "password", "set", "--remember"],
+        "pw\nother\n",
+    );
+    assert_eq!(set.code, 1, "{}", set.stderr);
+    assert!(set.stderr.contains("no Secret Service"), "{}", set.stderr);
+    assert_eq!(
+        run(&bed, &["--reader", &reader, "password", "unlock"], "pw\n").code,
+        0
+    );
+    let forget = run(&bed, &["--reader", &reader, "password", "forget"], "");
+    assert_eq!(forget.code, 1, "{}", forget.stderr);
 }
 
 /// The daemon child, stopped when dropped (also on panic).

@@ -12,6 +12,7 @@ use super::backend;
 use super::error::{CliError, CliResult};
 use super::keys::Key;
 use super::output::print_json;
+use crate::oath::OathError;
 
 #[derive(Debug, Args)]
 pub struct PasswordArgs {
@@ -141,6 +142,8 @@ pub fn password(global: &GlobalArgs, args: &PasswordArgs) -> CliResult<()> {
         return Ok(());
     }
     let mut source = PasswordSource::new();
+    // Asked first when the key needs it now (direct: a password is set; daemon: the daemon
+    // does not hold it unlocked).
     let current = if key.locked {
         Some(source.read(&format!("Current password for key {}: ", key.id))?)
     } else {
@@ -158,17 +161,22 @@ pub fn password(global: &GlobalArgs, args: &PasswordArgs) -> CliResult<()> {
             eprintln!("Password set on key {}", key.id);
         }
         PasswordAction::Clear => {
-            let Some(current) = &current else {
-                return Err(CliError::Oath(crate::oath::OathError::NoPassword));
-            };
-            backend.set_password(index, Some(current), "", false)?;
+            if !backend.has_password(index) {
+                return Err(OathError::NoPassword.into());
+            }
+            backend.set_password(index, current.as_deref().map(|p| p.as_str()), "", false)?;
             eprintln!("Password removed from key {}", key.id);
         }
         PasswordAction::Unlock { remember } => {
-            let Some(current) = &current else {
-                return Err(CliError::Oath(crate::oath::OathError::NoPassword));
+            if !backend.has_password(index) {
+                return Err(OathError::NoPassword.into());
+            }
+            // Unlocked in the daemon's memory: still check the password given.
+            let current = match current {
+                Some(current) => current,
+                None => source.read(&format!("Current password for key {}: ", key.id))?,
             };
-            backend.unlock(index, current, remember)?;
+            backend.unlock(index, &current, remember)?;
             eprintln!("Password is correct");
         }
         PasswordAction::Forget => {}

@@ -42,6 +42,9 @@ pub struct DaemonBackend {
     keys: Vec<Key>,
     device_paths: Vec<OwnedObjectPath>,
     accounts: Vec<Vec<Account>>,
+    /// The last GetCodes answer and its timestamp: it covers every key, so a command over
+    /// several keys asks once.
+    codes: Option<(Option<u64>, Vec<Properties>)>,
 }
 
 impl DaemonBackend {
@@ -92,6 +95,7 @@ impl DaemonBackend {
             keys: Vec::new(),
             device_paths: Vec::new(),
             accounts: Vec::new(),
+            codes: None,
         }))
     }
 
@@ -132,6 +136,10 @@ impl DaemonBackend {
         self.call_with(CALL_TIMEOUT, path, iface, method, body)
     }
 
+    pub fn keys_len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Every key and account the daemon serves, filtered like direct discovery.
     pub fn reload(&mut self) -> CliResult<()> {
         let objects: ManagedObjects = self.call(
@@ -148,6 +156,7 @@ impl DaemonBackend {
         self.keys.clear();
         self.device_paths.clear();
         self.accounts.clear();
+        self.codes = None;
         let filter = self.filter.clone();
         for (device_path, props) in devices {
             let serial = number(props, "Serial");
@@ -213,29 +222,33 @@ impl DaemonBackend {
     /// Codes of one key from GetCodes: at `timestamp`, or from the daemon's cache (None).
     pub fn get_codes(&mut self, key: usize, timestamp: Option<u64>) -> CliResult<Vec<CodeEntry>> {
         self.ensure_unlocked(key)?;
-        let mut options: HashMap<&str, Value<'_>> =
-            HashMap::from([("show_hidden", Value::from(true))]);
-        if let Some(timestamp) = timestamp {
-            options.insert("timestamp", Value::from(timestamp));
+        if self.codes.as_ref().is_none_or(|(at, _)| *at != timestamp) {
+            let mut options: HashMap<&str, Value<'_>> =
+                HashMap::from([("show_hidden", Value::from(true))]);
+            if let Some(timestamp) = timestamp {
+                options.insert("timestamp", Value::from(timestamp));
+            }
+            let entries: Vec<Properties> =
+                self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))?;
+            self.codes = Some((timestamp, entries));
         }
-        let entries: Vec<Properties> =
-            self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))?;
+        let entries = self.codes.as_ref().map_or(&[][..], |(_, e)| e.as_slice());
         let device = self.device_paths[key].clone();
         let mut out = Vec::new();
         for entry in entries {
-            if path(&entry, "device").as_ref() != Some(&device) {
+            if path(entry, "device").as_ref() != Some(&device) {
                 continue;
             }
-            let mut credential = props::credential(&entry, false);
+            let mut credential = props::credential(entry, false);
             // Digits as the key listed them, like CALCULATE ALL details in direct mode.
             credential.digits = self.accounts[key]
                 .iter()
                 .find(|a| a.credential.raw_id == credential.raw_id)
                 .and_then(|a| a.credential.digits);
             let code = entry.contains_key("code").then(|| Code {
-                value: text(&entry, "code"),
-                valid_from: big_number(&entry, "valid_from"),
-                valid_to: big_number(&entry, "valid_to"),
+                value: text(entry, "code"),
+                valid_from: big_number(entry, "valid_from"),
+                valid_to: big_number(entry, "valid_to"),
             });
             out.push(CodeEntry { credential, code });
         }

@@ -4,6 +4,8 @@
 //! (a pipe, a log file) one block is printed per period, separated by blank lines. Like a
 //! listing, watching never calculates touch or HOTP accounts: they show placeholders, so no
 //! touch is requested and no HOTP counter moves. Ctrl-C ends it (default SIGINT handling).
+//! Through the daemon, a terminal view polls GetCodes every second: it answers from its
+//! cache, so keys and accounts added or removed meanwhile show up at once.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,8 +17,9 @@ use zeroize::Zeroizing;
 
 use super::GlobalArgs;
 use super::accounts::{CodeArgs, now, select_matches};
-use super::error::{CliError, CliResult};
+use super::error::{CliError, CliResult, exit};
 use super::keys::{Keys, Unlock};
+use super::via_daemon::DaemonBackend;
 use crate::oath::{CodeEntry, OathError};
 use crate::otp::OathType;
 
@@ -36,7 +39,13 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         ));
     }
     let on_terminal = std::io::stdout().is_terminal();
-    // Asked once per key and kept (zeroized on exit) so a locked key does not prompt every period.
+    let mut source = match global.direct {
+        true => None,
+        false => DaemonBackend::attach(global)?,
+    };
+    debug!(via_daemon = source.is_some(), "watch source");
+    // Direct mode: asked once per key and kept (zeroized on exit) so a locked key does not
+    // prompt every period. The daemon keeps its unlocks itself.
     let mut passwords: HashMap<String, Zeroizing<String>> = HashMap::new();
     let mut rows: Vec<CodeEntry> = Vec::new();
     let mut refresh_at = 0;
@@ -46,8 +55,13 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     }
     loop {
         let timestamp = now();
-        if timestamp >= refresh_at {
-            match fetch(global, args, &mut passwords, timestamp) {
+        let poll = on_terminal && source.is_some();
+        if timestamp >= refresh_at || poll {
+            let fresh = match &mut source {
+                Some(daemon) => fetch_from_daemon(daemon, args),
+                None => fetch(global, args, &mut passwords, timestamp),
+            };
+            match fresh {
                 Ok(fresh) => {
                     rows = fresh;
                     refresh_at = next_refresh(&rows, timestamp);
@@ -58,7 +72,13 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
                     }
                 }
                 // A key pulled out (or not yet plugged in): keep watching for it.
-                Err(error @ (CliError::NoKey(_) | CliError::Pcsc(_))) => {
+                Err(
+                    error @ (CliError::NoKey(_)
+                    | CliError::Pcsc(_)
+                    | CliError::Daemon {
+                        code: exit::NO_KEY, ..
+                    }),
+                ) => {
                     let message = error.to_string();
                     if !on_terminal && waiting_for.as_deref() != Some(message.as_str()) {
                         eprintln!("error: {message}; waiting for a key");
@@ -99,6 +119,16 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     }
 }
 
+/// The daemon's cached codes of every matching account (keys read afresh each time).
+fn fetch_from_daemon(daemon: &mut DaemonBackend, args: &CodeArgs) -> CliResult<Vec<CodeEntry>> {
+    daemon.reload()?;
+    let mut rows = Vec::new();
+    for key in 0..daemon.keys_len() {
+        rows.extend(daemon.get_codes(key, None)?);
+    }
+    matching(rows, args)
+}
+
 /// One listing of every matching account: CALCULATE ALL only, no touch, no HOTP.
 fn fetch(
     global: &GlobalArgs,
@@ -128,6 +158,10 @@ fn fetch(
             .with_session_unlocking(key, unlock, |session| Ok(session.calculate_all(timestamp)?))?;
         rows.extend(entries);
     }
+    matching(rows, args)
+}
+
+fn matching(rows: Vec<CodeEntry>, args: &CodeArgs) -> CliResult<Vec<CodeEntry>> {
     let matches = select_matches(
         &rows,
         |entry| &entry.credential,

@@ -107,7 +107,6 @@ impl DeviceHandle {
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             while let Ok(job) = queue.recv() {
                 job(&mut worker);
-                worker.publish();
             }
             debug!(device = worker.info.id, "worker stopped");
         });
@@ -125,7 +124,10 @@ impl DeviceHandle {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Box::new(move |worker| {
-                let _ = reply.send(job(worker));
+                let result = job(worker);
+                // Before replying: the caller may read the lock state right away.
+                worker.publish();
+                let _ = reply.send(result);
             }))
             .map_err(|_| CoreError::DeviceRemoved)?;
         answer.await.map_err(|_| CoreError::DeviceRemoved)?

@@ -78,7 +78,11 @@ pub fn credential(props: &Properties, capitalised: bool) -> Credential {
     };
     let oath_type = oath_type(&text(props, &field("type")));
     let id = text(props, &field("id"));
-    let touch_field = if capitalised { "RequiresTouch" } else { "touch" };
+    let touch_field = if capitalised {
+        "RequiresTouch"
+    } else {
+        "touch"
+    };
     Credential {
         raw_id: id.as_bytes().to_vec(),
         id: CredentialId::parse(id.as_bytes(), oath_type),
