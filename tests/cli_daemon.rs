@@ -8,41 +8,17 @@ use std::io::Write;
 use std::process::Stdio;
 
 use common::TestBed;
+use common::cli::{CliRun, run_cli};
 use daemon_common::{Bus, Daemon};
 
 const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(bed: &TestBed, args: &[&str], stdin: &str) -> Run {
-    let mut command = bed.command(args);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn oathbridge");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait oathbridge");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    assert_ne!(run.code, 101, "oathbridge panicked: {}", run.stderr);
-    run
+fn run(bed: &TestBed, args: &[&str], stdin: &str) -> CliRun {
+    run_cli(bed, args, stdin)
 }
 
 /// Run `args` through the daemon and with `--direct`; both must agree.
-fn same(bed: &TestBed, args: &[&str]) -> Run {
+fn same(bed: &TestBed, args: &[&str]) -> CliRun {
     let via_daemon = run(bed, args, "");
     let mut direct_args = vec!["--direct"];
     direct_args.extend_from_slice(args);

@@ -3,45 +3,21 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestBed;
+use common::cli::{CliRun, run_cli, run_command};
 
 const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+fn run_with(command: Command, stdin: &str) -> CliRun {
+    run_command(command, stdin)
 }
 
-fn run_with(mut command: Command, stdin: &str) -> Run {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn oathbridge");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait oathbridge");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    assert_ne!(run.code, 101, "oathbridge panicked: {}", run.stderr);
-    run
-}
-
-fn run(bed: &TestBed, args: &[&str], stdin: &str) -> Run {
-    run_with(bed.command(args), stdin)
+fn run(bed: &TestBed, args: &[&str], stdin: &str) -> CliRun {
+    run_cli(bed, args, stdin)
 }
 
 /// Start gnome-keyring's Secret Service on the bed's bus, unlocked, in the bed's private

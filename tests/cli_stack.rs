@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
-use std::time::Duration;
-
 use common::TestBed;
+use common::cli::{CliRun, run_cli};
 
 const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"; // "12345678901234567890"
 const RFC_SHA256: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA";
@@ -24,48 +21,8 @@ const TOTP_VECTORS: [(u64, &str, &str, &str); 6] = [
     (20000000000, "65353130", "77737706", "47863826"),
 ];
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(bed: &TestBed, args: &[&str], stdin: &str) -> Run {
-    let mut cmd = bed.command(args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn oathbridge");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let output: Output = output_with_timeout_child(child);
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    assert_ne!(run.code, 101, "oathbridge panicked: {}", run.stderr);
-    run
-}
-
-fn output_with_timeout_child(child: std::process::Child) -> Output {
-    // Bounded wait so a hung client fails the test instead of hanging CI.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(result) => result.expect("wait oathbridge"),
-        Err(_) => {
-            common::proc::signal(pid, "KILL");
-            panic!("oathbridge did not finish within 30 s");
-        }
-    }
+fn run(bed: &TestBed, args: &[&str], stdin: &str) -> CliRun {
+    run_cli(bed, args, stdin)
 }
 
 /// Run and require success; returns stdout.

@@ -34,6 +34,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod proc;
 
 use std::collections::HashSet;
