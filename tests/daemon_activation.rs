@@ -85,19 +85,11 @@ fn the_first_call_activates_the_daemon() {
     );
 
     // The very first call, from a shell, starts the daemon and gets an answer.
-    let (ok, out, err) = gdbus(
+    let (ok, out, err) = gdbus_call(
         &bed,
-        &[
-            "call",
-            "--session",
-            "--dest",
-            BUS_NAME,
-            "--object-path",
-            ROOT_PATH,
-            "--method",
-            "io.github.oathbridge.OathBridge1.Manager.GetCodes",
-            "{}",
-        ],
+        ROOT_PATH,
+        "io.github.oathbridge.OathBridge1.Manager.GetCodes",
+        &["{}"],
     );
     assert!(ok, "the activating GetCodes failed: {err}\n{}", bed.logs());
     assert_eq!(
@@ -120,35 +112,21 @@ fn the_first_call_activates_the_daemon() {
         Some(bus.devices()).filter(|d| d.len() == 1)
     });
     assert_eq!(bus.str_property(&devices[0], DEVICE, "Kind"), "virtual");
-    let (ok, _, err) = gdbus(
+    let (ok, _, err) = gdbus_call(
         &bed,
+        ROOT_PATH,
+        "io.github.oathbridge.OathBridge1.Manager.AddAccount",
         &[
-            "call",
-            "--session",
-            "--dest",
-            BUS_NAME,
-            "--object-path",
-            ROOT_PATH,
-            "--method",
-            "io.github.oathbridge.OathBridge1.Manager.AddAccount",
             "{'name': <'activated'>, 'secret': <[byte 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x30]>, 'digits': <uint32 8>}",
             "{}",
         ],
     );
     assert!(ok, "AddAccount by fields from gdbus failed: {err}");
-    let (ok, out, err) = gdbus(
+    let (ok, out, err) = gdbus_call(
         &bed,
-        &[
-            "call",
-            "--session",
-            "--dest",
-            BUS_NAME,
-            "--object-path",
-            ROOT_PATH,
-            "--method",
-            "io.github.oathbridge.OathBridge1.Manager.GetCodes",
-            "{'timestamp': <uint64 59>}",
-        ],
+        ROOT_PATH,
+        "io.github.oathbridge.OathBridge1.Manager.GetCodes",
+        &["{'timestamp': <uint64 59>}"],
     );
     assert!(ok, "{err}");
     assert!(out.contains("'code': <'94287082'>"), "{out}");
@@ -339,18 +317,11 @@ fn the_activating_call_sees_every_key() {
     let bus = Bus::connect(&bed);
     let mut misses = Vec::new();
     for round in 1..=3 {
-        let (ok, out, err) = gdbus(
+        let (ok, out, err) = gdbus_call(
             &bed,
-            &[
-                "call",
-                "--session",
-                "--dest",
-                BUS_NAME,
-                "--object-path",
-                ROOT_PATH,
-                "--method",
-                "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
-            ],
+            ROOT_PATH,
+            "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+            &[],
         );
         assert!(
             ok,

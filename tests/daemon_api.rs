@@ -322,17 +322,11 @@ fn get_codes_returns_rfc6238_codes() {
     }
 
     // The exact signatures shells use.
-    let (ok, out, err) = gdbus(
+    let (ok, out, err) = gdbus_call(
         &bed,
+        ROOT_PATH,
+        "io.github.oathbridge.OathBridge1.Manager.AddAccount",
         &[
-            "call",
-            "--session",
-            "--dest",
-            BUS_NAME,
-            "--object-path",
-            ROOT_PATH,
-            "--method",
-            "io.github.oathbridge.OathBridge1.Manager.AddAccount",
             &format!(
                 "{{'uri': <'{}'>}}",
                 rfc_uri("Shell", "gdbus", "SHA256", B32_SHA256)
@@ -345,19 +339,11 @@ fn get_codes_returns_rfc6238_codes() {
         out.contains(ACCOUNTS_PATH),
         "AddAccount returns the new path: {out}"
     );
-    let (ok, out, err) = gdbus(
+    let (ok, out, err) = gdbus_call(
         &bed,
-        &[
-            "call",
-            "--session",
-            "--dest",
-            BUS_NAME,
-            "--object-path",
-            ROOT_PATH,
-            "--method",
-            "io.github.oathbridge.OathBridge1.Manager.GetCodes",
-            "{'timestamp': <uint64 1111111109>, 'query': <'Shell:gdbus'>}",
-        ],
+        ROOT_PATH,
+        "io.github.oathbridge.OathBridge1.Manager.GetCodes",
+        &["{'timestamp': <uint64 1111111109>, 'query': <'Shell:gdbus'>}"],
     );
     assert!(ok, "gdbus GetCodes failed: {err}\n{}", bed.logs());
     assert!(
@@ -367,19 +353,11 @@ fn get_codes_returns_rfc6238_codes() {
     assert!(out.contains("'id': <'Shell:gdbus'>"), "{out}");
     assert!(!out.contains("ByUri"), "the query filters: {out}");
     // An empty dictionary, as `gdbus call … '{}'` sends it.
-    let (ok, out, err) = gdbus(
+    let (ok, out, err) = gdbus_call(
         &bed,
-        &[
-            "call",
-            "--session",
-            "--dest",
-            BUS_NAME,
-            "--object-path",
-            ROOT_PATH,
-            "--method",
-            "io.github.oathbridge.OathBridge1.Manager.GetCodes",
-            "{}",
-        ],
+        ROOT_PATH,
+        "io.github.oathbridge.OathBridge1.Manager.GetCodes",
+        &["{}"],
     );
     assert!(ok, "gdbus GetCodes {{}} failed: {err}");
     assert_eq!(out.matches("'code'").count(), 7, "{out}");

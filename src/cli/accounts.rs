@@ -295,8 +295,7 @@ fn single_codes(
     timestamp: u64,
     count: u32,
 ) -> CliResult<Vec<crate::oath::Code>> {
-    let is_steam =
-        credential.oath_type == OathType::Totp && credential.id.issuer.as_deref() == Some("Steam");
+    let is_steam = credential.is_steam();
     if count == 1
         && !is_steam
         && let Some(code) = listed

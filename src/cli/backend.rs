@@ -129,17 +129,9 @@ impl Backend for DirectBackend {
         credential: &Credential,
         at: &[u64],
     ) -> CliResult<Vec<Code>> {
-        let is_steam = credential.oath_type == crate::otp::OathType::Totp
-            && credential.id.issuer.as_deref() == Some("Steam");
         self.keys.with_session(&self.keys.keys[key], |session| {
             at.iter()
-                .map(|t| {
-                    Ok(if is_steam {
-                        session.calculate_steam(credential, *t)?
-                    } else {
-                        session.calculate(credential, *t)?
-                    })
-                })
+                .map(|t| Ok(session.calculate_code(credential, *t)?))
                 .collect()
         })
     }

@@ -299,15 +299,7 @@ impl Worker {
         if touch {
             self.events.touch_pending(&self.info.id, &label, true);
         }
-        let is_steam = credential.oath_type == OathType::Totp
-            && credential.id.issuer.as_deref() == Some("Steam");
-        let result = self.session(|session| {
-            Ok(if is_steam {
-                session.calculate_steam(credential, timestamp)?
-            } else {
-                session.calculate(credential, timestamp)?
-            })
-        });
+        let result = self.session(|session| Ok(session.calculate_code(credential, timestamp)?));
         if touch {
             self.events.touch_pending(&self.info.id, &label, false);
         }

@@ -152,6 +152,11 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// Steam Guard accounts (TOTP with issuer "Steam") get 5-character codes.
+    pub fn is_steam(&self) -> bool {
+        self.oath_type == OathType::Totp && self.id.issuer.as_deref() == Some("Steam")
+    }
+
     pub fn id_string(&self) -> String {
         String::from_utf8_lossy(&self.raw_id).into_owned()
     }

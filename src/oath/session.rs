@@ -259,6 +259,20 @@ impl<T: Transport> Session<T> {
             .ok_or_else(|| OathError::Malformed("truncated response is not 5 bytes".into()))
     }
 
+    /// The code a user expects for `credential`: Steam's alphabet for Steam accounts, the
+    /// truncated numeric code otherwise.
+    pub fn calculate_code(
+        &mut self,
+        credential: &Credential,
+        timestamp: u64,
+    ) -> Result<Code, OathError> {
+        if credential.is_steam() {
+            self.calculate_steam(credential, timestamp)
+        } else {
+            self.calculate(credential, timestamp)
+        }
+    }
+
     /// The full HMAC for a challenge (P2=00); also the basis of Steam codes.
     pub fn calculate_full(
         &mut self,

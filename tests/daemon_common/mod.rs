@@ -678,6 +678,27 @@ pub fn gdbus(bed: &TestBed, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `gdbus call --session` of `method` on the daemon's object `path` with `args`.
+pub fn gdbus_call(
+    bed: &TestBed,
+    path: &str,
+    method: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut full = vec![
+        "call",
+        "--session",
+        "--dest",
+        BUS_NAME,
+        "--object-path",
+        path,
+        "--method",
+        method,
+    ];
+    full.extend_from_slice(args);
+    gdbus(bed, &full)
+}
+
 /// What the fake notification server was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyCall {
