@@ -11,6 +11,7 @@ pub mod clock;
 pub mod core;
 pub mod daemon;
 pub mod emulator;
+pub mod import;
 pub mod oath;
 pub mod otp;
 pub mod secrets;

@@ -225,8 +225,8 @@ fn nitrokey_profile_uses_list_and_calculate() {
         &["--reader", &reader, "add", "rfc-sha1", "--from", "-"],
         RFC_SHA1,
     );
-    assert_eq!(dup.code, 1, "{}", dup.stderr);
-    assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+    assert_eq!(dup.code, 2, "{}", dup.stderr);
+    assert!(dup.stderr.contains("rfc-sha1: already on the key"), "{}", dup.stderr);
     ok(
         &bed,
         &[

@@ -1,21 +1,18 @@
 //! Account commands: list, code, add, delete, rename.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use zeroize::Zeroizing;
 
 use super::GlobalArgs;
+use super::add::split_name;
 use super::backend::{self, Backend};
 use super::error::{CliError, CliResult};
-use super::input::{self, SeedInput};
 use super::keys::Key;
 use super::output::{AccountJson, CodeJson, print_json};
-use crate::oath::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD};
-use crate::oath::{CodeEntry, Credential, CredentialData, CredentialId, OathError};
-use crate::otp::{HashAlgorithm, OathType, OtpAuthUri};
+use crate::oath::{CodeEntry, Credential, CredentialId};
+use crate::otp::OathType;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -51,43 +48,6 @@ pub struct CodeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AddArgs {
-    /// Account name as [ISSUER:]NAME (optional with an otpauth:// input)
-    pub name: Option<String>,
-    /// Read the seed from FILE, or - for stdin: otpauth:// URI, otpauth-migration:// export,
-    /// base32, or a PNG/JPEG image of a QR code holding one of the URIs
-    #[arg(long, value_name = "FILE")]
-    pub from: Option<PathBuf>,
-    /// OTP type [default: totp]
-    #[arg(long = "type", value_name = "TYPE")]
-    pub oath_type: Option<OathType>,
-    /// Hash algorithm [default: sha1]
-    #[arg(long, value_name = "ALGORITHM")]
-    pub algorithm: Option<HashAlgorithm>,
-    /// Number of digits [default: 6]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(6..=8))]
-    pub digits: Option<u8>,
-    /// TOTP period in seconds [default: 30]
-    #[arg(long, value_name = "SECONDS")]
-    pub period: Option<u32>,
-    /// Initial HOTP counter
-    #[arg(long, value_name = "N")]
-    pub counter: Option<u32>,
-    /// Require a touch of the key for every code
-    #[arg(long)]
-    pub touch: bool,
-    /// Replace an existing account with the same name
-    #[arg(short, long)]
-    pub force: bool,
-    /// Create a random 20-byte seed and print its otpauth:// URI and a QR code of it once
-    #[arg(long, conflicts_with = "from")]
-    pub generate: bool,
-    /// Write the account to every connected key (backup keys)
-    #[arg(long)]
-    pub all_devices: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// The account; must match exactly one
     pub query: String,
@@ -120,14 +80,6 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Split `[ISSUER:]NAME` on the first colon.
-fn split_name(text: &str) -> (Option<&str>, &str) {
-    match text.split_once(':') {
-        Some((issuer, name)) if !issuer.is_empty() => (Some(issuer), name),
-        _ => (None, text),
-    }
 }
 
 /// Accounts matching `query`: an exact id wins; else case-insensitive substring.
@@ -349,154 +301,6 @@ fn print_codes(global: &GlobalArgs, keys: &[Key], rows: &[(usize, CodeEntry)]) -
         println!("{:<width$}  {value}", entry.credential.id_string());
     }
     Ok(())
-}
-
-/// Turn the seed input and flags into the accounts to write.
-fn accounts_to_add(args: &AddArgs) -> CliResult<Vec<CredentialData>> {
-    let seed = if args.generate {
-        let mut secret = Zeroizing::new(vec![0u8; 20]);
-        getrandom::fill(&mut secret).map_err(|e| CliError::Failure(e.to_string()))?;
-        SeedInput::Secret(secret)
-    } else {
-        input::read_seed(args.from.as_deref())?
-    };
-    let from_flags = |secret: Zeroizing<Vec<u8>>, issuer: Option<&str>, name: &str| {
-        let oath_type = args.oath_type.unwrap_or_default();
-        CredentialData {
-            id: CredentialId::new(
-                issuer,
-                name,
-                oath_type,
-                args.period.unwrap_or(DEFAULT_PERIOD),
-            ),
-            oath_type,
-            algorithm: args.algorithm.unwrap_or_default(),
-            digits: args.digits.unwrap_or(DEFAULT_DIGITS),
-            secret,
-            counter: args.counter.unwrap_or(0),
-            touch: args.touch,
-        }
-    };
-    let accounts = match seed {
-        SeedInput::Secret(secret) => {
-            let name = args.name.as_deref().ok_or_else(|| {
-                CliError::Usage(
-                    "a bare secret needs an account name: oathbridge add [ISSUER:]NAME".into(),
-                )
-            })?;
-            let (issuer, name) = split_name(name);
-            vec![from_flags(secret, issuer, name)]
-        }
-        SeedInput::Accounts(uris) => {
-            if uris.len() > 1 && args.name.is_some() {
-                return Err(CliError::Usage(
-                    "a NAME cannot be given for an export with several accounts".into(),
-                ));
-            }
-            uris.into_iter()
-                .map(|uri| from_uri(uri, args))
-                .collect::<CliResult<_>>()?
-        }
-    };
-    for account in &accounts {
-        account.validate().map_err(OathError::from)?;
-    }
-    Ok(accounts)
-}
-
-/// A parsed URI, with the command line's NAME and flags taking precedence.
-fn from_uri(uri: OtpAuthUri, args: &AddArgs) -> CliResult<CredentialData> {
-    let oath_type = args.oath_type.unwrap_or(uri.oath_type);
-    let (issuer, name) = match args.name.as_deref() {
-        Some(text) => {
-            let (issuer, name) = split_name(text);
-            (issuer.map(str::to_owned), name.to_owned())
-        }
-        None => (uri.issuer.clone(), uri.name.clone()),
-    };
-    let counter = match args.counter {
-        Some(counter) => counter,
-        None => u32::try_from(uri.counter)
-            .map_err(|_| CliError::Input("counter does not fit in 32 bits".into()))?,
-    };
-    Ok(CredentialData {
-        id: CredentialId::new(
-            issuer.as_deref(),
-            &name,
-            oath_type,
-            args.period.unwrap_or(uri.period),
-        ),
-        oath_type,
-        algorithm: args.algorithm.unwrap_or(uri.algorithm),
-        digits: args.digits.unwrap_or(uri.digits),
-        secret: uri.secret.clone(),
-        counter,
-        touch: args.touch,
-    })
-}
-
-pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
-    let accounts = accounts_to_add(args)?;
-    let mut backend = backend::open(global)?;
-    let targets: Vec<usize> = if args.all_devices {
-        (0..backend.keys().len()).collect()
-    } else {
-        vec![backend.single()?]
-    };
-    let mut added = Vec::new();
-    for key in targets {
-        // Every account is checked before the first write, so a refusal changes nothing.
-        for credential in backend.add(key, &accounts, args.force)? {
-            added.push((backend.keys()[key].id.clone(), credential.id_string()));
-        }
-    }
-    if args.generate
-        && let Some(account) = accounts.first()
-    {
-        let uri = OtpAuthUri {
-            oath_type: account.oath_type,
-            issuer: account.id.issuer.clone(),
-            name: account.id.name.clone(),
-            secret: account.secret.clone(),
-            algorithm: account.algorithm,
-            digits: account.digits,
-            period: account.id.period,
-            counter: u64::from(account.counter),
-        };
-        let uri = Zeroizing::new(uri.to_uri());
-        println!("{}", uri.as_str());
-        // The QR code is for a phone app; JSON consumers get the URI line only.
-        if !global.json {
-            println!("{}", terminal_qr(&uri)?.as_str());
-        }
-    }
-    if global.json {
-        let out: Vec<_> = added
-            .iter()
-            .map(|(device, id)| serde_json::json!({"device": device, "id": id}))
-            .collect();
-        return Ok(print_json(&out)?);
-    }
-    for (device, id) in added {
-        eprintln!("Added {id} to key {device}");
-    }
-    Ok(())
-}
-
-/// `text` as a QR code of Unicode half blocks (two modules a character row), with the quiet
-/// zone. Light modules are drawn as blocks: on the usual dark-background terminal the code
-/// then shows dark-on-light, as scanners expect.
-fn terminal_qr(text: &str) -> CliResult<Zeroizing<String>> {
-    use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::new(text.as_bytes())
-        .map_err(|e| CliError::Failure(format!("cannot draw the QR code: {e}")))?;
-    Ok(Zeroizing::new(
-        code.render::<Dense1x2>()
-            .dark_color(Dense1x2::Light)
-            .light_color(Dense1x2::Dark)
-            .quiet_zone(true)
-            .build(),
-    ))
 }
 
 /// The single account `query` names, on any key (hidden accounts included).

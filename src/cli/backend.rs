@@ -7,7 +7,9 @@ use tracing::debug;
 use super::GlobalArgs;
 use super::error::{CliError, CliResult};
 use super::keys::{Key, Keys, Unlock};
-use crate::oath::{Code, CodeEntry, Credential, CredentialData, CredentialId, OathError};
+use crate::import::apply::apply;
+use crate::import::plan::{KeyPlan, KeyView, Planned, plan_key};
+use crate::oath::{Code, CodeEntry, Credential, CredentialId, Session, Transport};
 use crate::secrets::SecretStore;
 
 pub trait Backend {
@@ -23,11 +25,14 @@ pub trait Backend {
         credential: &Credential,
         at: &[u64],
     ) -> CliResult<Vec<Code>>;
-    /// Write accounts, after checking all of them (nothing written if one is refused).
-    fn add(
+    /// Check an import against one key without writing: every problem, or Ok.
+    fn check_import(&mut self, key: usize, accounts: &[Planned], force: bool) -> CliResult<()>;
+    /// Plan and write an import onto one key in one go; on failure the key keeps nothing
+    /// of it (or the error says exactly what is left).
+    fn import(
         &mut self,
         key: usize,
-        accounts: &[CredentialData],
+        accounts: &[Planned],
         force: bool,
     ) -> CliResult<Vec<Credential>>;
     fn delete(&mut self, key: usize, credential: &Credential) -> CliResult<()>;
@@ -136,33 +141,33 @@ impl Backend for DirectBackend {
         })
     }
 
-    fn add(
+    fn check_import(&mut self, key: usize, accounts: &[Planned], force: bool) -> CliResult<()> {
+        let label = self.keys.keys[key].id.clone();
+        self.keys.with_session(&self.keys.keys[key], |session| {
+            plan_on(session, &label, accounts, force).map(drop)
+        })
+    }
+
+    fn import(
         &mut self,
         key: usize,
-        accounts: &[CredentialData],
+        accounts: &[Planned],
         force: bool,
     ) -> CliResult<Vec<Credential>> {
+        let label = self.keys.keys[key].id.clone();
         self.keys.with_session(&self.keys.keys[key], |session| {
-            let existing = session.list()?;
-            for account in accounts {
-                session.check_supported(account)?;
-                if !force && existing.iter().any(|c| c.raw_id == account.id.to_bytes()) {
-                    return Err(OathError::AlreadyExists.into());
+            // Planned again inside this transaction: the key may have changed since.
+            let plan = plan_on(session, &label, accounts, force)?;
+            match apply(session, accounts, &plan) {
+                Ok(written) => Ok(written.credentials),
+                Err(error) => {
+                    let message = format!("key {label}: writing failed: {error}");
+                    Err(CliError::Import {
+                        code: CliError::from(error.cause).exit_code(),
+                        message,
+                    })
                 }
             }
-            let new = accounts
-                .iter()
-                .filter(|a| !existing.iter().any(|c| c.raw_id == a.id.to_bytes()))
-                .count();
-            if let Some(capacity) = session.quirks().capacity
-                && existing.len() + new > capacity
-            {
-                return Err(OathError::NoSpace.into());
-            }
-            accounts
-                .iter()
-                .map(|account| Ok(session.put(account, force)?))
-                .collect()
         })
     }
 
@@ -243,4 +248,21 @@ impl Backend for DirectBackend {
                 Ok(session.reset()?)
             })
     }
+}
+
+/// The plan for one key, from its accounts now (one LIST).
+fn plan_on<T: Transport>(
+    session: &mut Session<T>,
+    label: &str,
+    accounts: &[Planned],
+    force: bool,
+) -> CliResult<KeyPlan> {
+    let existing = session.list()?;
+    let quirks = session.quirks().clone();
+    let key = KeyView {
+        label,
+        quirks: &quirks,
+        existing: &existing,
+    };
+    plan_key(accounts, &key, force).map_err(|problems| CliError::refused(&problems))
 }

@@ -43,6 +43,9 @@ pub enum CliError {
     /// An error the daemon reported, with the exit code its D-Bus name maps to.
     #[error("{message}")]
     Daemon { code: u8, message: String },
+    /// An import refused or failed: one line per problem, and its exit code.
+    #[error("{message}")]
+    Import { code: u8, message: String },
 }
 
 impl CliError {
@@ -66,12 +69,27 @@ impl CliError {
                 _ => exit::FAILURE,
             },
             Self::Io(_) | Self::Failure(_) => exit::FAILURE,
-            Self::Daemon { code, .. } => *code,
+            Self::Daemon { code, .. } | Self::Import { code, .. } => *code,
         }
     }
 
+    /// A refused import plan: exit 2 when any problem is with the input, else 8.
+    pub fn refused(problems: &crate::import::plan::Problems) -> Self {
+        let code = match problems.kind() {
+            crate::import::plan::ProblemKind::Input => exit::USAGE,
+            crate::import::plan::ProblemKind::Unsupported => exit::UNSUPPORTED,
+        };
+        Self::Import {
+            code,
+            message: problems.to_string(),
+        }
+    }
+
+    /// Every line of the message gets the `error:` prefix: one problem, one line.
     pub fn report(&self) -> ExitCode {
-        eprintln!("error: {self}");
+        for line in self.to_string().lines() {
+            eprintln!("error: {line}");
+        }
         ExitCode::from(self.exit_code())
     }
 }

@@ -1,45 +1,64 @@
-//! Reading secrets: from a file, stdin or a hidden prompt, never from argv.
+//! Reading import sources: files, stdin or a hidden prompt, never argv. Passwords of
+//! encrypted exports come from a hidden prompt, or the first line of stdin.
 
-use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use super::error::{CliError, CliResult};
-use crate::otp::{
-    OtpAuthUri, decode_qr_image, looks_like_image, parse_base32_secret, parse_migration_uri,
-    parse_otpauth_uri,
-};
+use crate::import::{InputError, Location, Parsed, Passwords, parse_source};
 
-/// Largest input we read: QR code images (a phone screenshot is a few MiB) are the big ones.
+/// Largest input we read, in bytes: QR code images (a phone screenshot is a few MiB).
 const MAX_INPUT: u64 = 16 * 1024 * 1024;
-/// Largest text input (a migration export of many accounts stays far below).
-const MAX_TEXT_INPUT: usize = 64 * 1024;
 
-/// What a seed input turned out to be.
-pub enum SeedInput {
-    /// One or more complete accounts (otpauth:// or otpauth-migration://).
-    Accounts(Vec<OtpAuthUri>),
-    /// A bare base32 secret; the account details come from the command line.
-    Secret(Zeroizing<Vec<u8>>),
+/// Read and parse every source (`-` is stdin; none means a hidden prompt on a terminal,
+/// else stdin). Every problem of every source is reported together.
+pub fn read_sources(from: &[PathBuf]) -> CliResult<Vec<Parsed>> {
+    let stdin_is_source = from.is_empty() || from.iter().any(|p| p.as_os_str() == "-");
+    let mut passwords = CliPasswords { stdin_is_source };
+    let mut parsed = Vec::new();
+    let mut errors: Vec<InputError> = Vec::new();
+    let sources: Vec<Option<&Path>> = if from.is_empty() {
+        vec![None]
+    } else {
+        from.iter().map(|p| Some(p.as_path())).collect()
+    };
+    for source in sources {
+        let (name, bytes) = read_one(source)?;
+        match parse_source(&bytes, &Location::source(&name), &mut passwords) {
+            Ok(found) => parsed.push(found),
+            Err(problems) => errors.extend(problems.0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(CliError::Input(
+            crate::import::InputErrors(errors).to_string(),
+        ))
+    }
 }
 
-/// Read the seed from `from` (a path, or `-` for stdin), else a hidden prompt on a
-/// terminal, else stdin.
-pub fn read_seed(from: Option<&Path>) -> CliResult<SeedInput> {
-    let text = match from {
-        Some(path) if path.as_os_str() == "-" => read_limited(std::io::stdin().lock())?,
-        Some(path) => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
-            read_limited(file)?
+fn read_one(source: Option<&Path>) -> CliResult<(String, Zeroizing<Vec<u8>>)> {
+    match source {
+        Some(path) if path.as_os_str() == "-" => {
+            Ok(("stdin".into(), read_limited(std::io::stdin().lock())?))
         }
-        None if std::io::stdin().is_terminal() => Zeroizing::new(
-            rpassword::prompt_password("Secret (base32 or otpauth:// URI): ")?.into_bytes(),
-        ),
-        None => read_limited(std::io::stdin().lock())?,
-    };
-    parse_seed(&text)
+        Some(path) => {
+            let name = path.display().to_string();
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::Input(format!("{name}: cannot read: {e}")))?;
+            Ok((name, read_limited(file)?))
+        }
+        None if std::io::stdin().is_terminal() => Ok((
+            "prompt".into(),
+            Zeroizing::new(
+                rpassword::prompt_password("Secret (base32 or otpauth:// URI): ")?.into_bytes(),
+            ),
+        )),
+        None => Ok(("stdin".into(), read_limited(std::io::stdin().lock())?)),
+    }
 }
 
 fn read_limited(reader: impl Read) -> CliResult<Zeroizing<Vec<u8>>> {
@@ -53,37 +72,35 @@ fn read_limited(reader: impl Read) -> CliResult<Zeroizing<Vec<u8>>> {
     Ok(buffer)
 }
 
-/// Detect the kind of input by its content: a PNG/JPEG QR code image, else text.
-pub fn parse_seed(bytes: &[u8]) -> CliResult<SeedInput> {
-    if looks_like_image(bytes) {
-        let text = decode_qr_image(bytes).map_err(|e| CliError::Input(e.to_string()))?;
-        return parse_seed_text(text.as_bytes());
-    }
-    if bytes.len() > MAX_TEXT_INPUT {
-        return Err(CliError::Input(format!(
-            "text input is larger than {MAX_TEXT_INPUT} bytes"
-        )));
-    }
-    parse_seed_text(bytes)
+/// A hidden prompt on the terminal; without one, the first line of stdin (unless stdin is
+/// itself the export being read).
+struct CliPasswords {
+    stdin_is_source: bool,
 }
 
-/// A base32 secret, an otpauth:// URI or an otpauth-migration:// export.
-fn parse_seed_text(bytes: &[u8]) -> CliResult<SeedInput> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| CliError::Input("secret input is not UTF-8 text".into()))?
-        .trim();
-    if text.is_empty() {
-        return Err(CliError::Input("no secret given".into()));
+impl Passwords for CliPasswords {
+    fn password(&mut self, at: &Location, what: &str) -> Result<Zeroizing<String>, InputError> {
+        let password = if std::io::stdin().is_terminal() || self.stdin_is_source {
+            rpassword::prompt_password(format!("Password for {what} ({at}): "))
+                .map(Zeroizing::new)
+                .map_err(|_| {
+                    at.error(
+                        None,
+                        format!("{what} is encrypted: give its password on a terminal"),
+                    )
+                })?
+        } else {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|_| at.error(None, "cannot read the password from stdin"))?;
+            let trimmed = line.trim_end_matches(['\r', '\n']);
+            Zeroizing::new(trimmed.to_owned())
+        };
+        if password.is_empty() {
+            return Err(at.error(None, format!("no password given for {what}")));
+        }
+        Ok(password)
     }
-    let lower = text.get(..22).unwrap_or(text).to_ascii_lowercase();
-    if lower.starts_with("otpauth-migration:") {
-        let accounts = parse_migration_uri(text).map_err(|e| CliError::Input(e.to_string()))?;
-        return Ok(SeedInput::Accounts(accounts));
-    }
-    if lower.starts_with("otpauth:") {
-        let account = parse_otpauth_uri(text).map_err(|e| CliError::Input(e.to_string()))?;
-        return Ok(SeedInput::Accounts(vec![account]));
-    }
-    let secret = parse_base32_secret(text).map_err(|e| CliError::Input(e.to_string()))?;
-    Ok(SeedInput::Secret(secret))
 }

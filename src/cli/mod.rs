@@ -1,6 +1,7 @@
 //! The `oathbridge` command line: a thin edge over the protocol core.
 
 pub mod accounts;
+pub mod add;
 pub mod admin;
 pub mod backend;
 pub mod emulate;
@@ -76,7 +77,7 @@ pub enum Command {
     /// Show codes
     Code(accounts::CodeArgs),
     /// Add an account (the secret is read from a file, stdin or a hidden prompt, never argv)
-    Add(accounts::AddArgs),
+    Add(add::AddArgs),
     /// Delete one account
     Delete(accounts::DeleteArgs),
     /// Rename one account
@@ -133,7 +134,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Devices => admin::devices(&cli.global),
         Command::List(args) => accounts::list(&cli.global, &args),
         Command::Code(args) => accounts::code(&cli.global, &args),
-        Command::Add(args) => accounts::add(&cli.global, &args),
+        Command::Add(args) => add::add(&cli.global, &args),
         Command::Delete(args) => accounts::delete(&cli.global, &args),
         Command::Rename(args) => accounts::rename(&cli.global, &args),
         Command::Password(args) => admin::password(&cli.global, &args),

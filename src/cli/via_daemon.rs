@@ -17,7 +17,8 @@ use super::backend::Backend;
 use super::error::{CliError, CliResult};
 use super::keys::{Key, KeyFilter, Keys};
 use crate::daemon::{BUS_NAME, ROOT_PATH};
-use crate::oath::{Code, CodeEntry, Credential, CredentialData, CredentialId, OathError};
+use crate::import::plan::Planned;
+use crate::oath::{Code, CodeEntry, Credential, CredentialId, OathError};
 use props::{Properties, big_number, flag, from_dbus, number, parse_version, path, text};
 
 const DEVICE_IFACE: &str = "io.github.oathbridge.OathBridge1.Device";
@@ -343,60 +344,30 @@ impl Backend for DaemonBackend {
             .collect()
     }
 
-    fn add(
+    fn check_import(&mut self, key: usize, accounts: &[Planned], force: bool) -> CliResult<()> {
+        self.ensure_unlocked(key)?;
+        self.import_call(key, accounts, force, true).map(drop)
+    }
+
+    fn import(
         &mut self,
         key: usize,
-        accounts: &[CredentialData],
+        accounts: &[Planned],
         force: bool,
     ) -> CliResult<Vec<Credential>> {
         self.ensure_unlocked(key)?;
-        // Refuse before the first write, as the direct path does.
-        if !force
-            && accounts.iter().any(|a| {
-                self.accounts[key]
-                    .iter()
-                    .any(|e| e.credential.raw_id == a.id.to_bytes())
+        self.import_call(key, accounts, force, false)?;
+        Ok(accounts
+            .iter()
+            .map(|account| Credential {
+                raw_id: account.data.id.to_bytes(),
+                id: account.data.id.clone(),
+                oath_type: account.data.oath_type,
+                algorithm: Some(account.data.algorithm),
+                digits: Some(account.data.digits),
+                touch: Some(account.data.touch),
             })
-        {
-            return Err(OathError::AlreadyExists.into());
-        }
-        let device = self.device_paths[key].clone();
-        let mut added = Vec::new();
-        for account in accounts {
-            let secret = zeroize::Zeroizing::new(account.secret.to_vec());
-            let mut credential: HashMap<&str, Value<'_>> = HashMap::from([
-                ("name", Value::from(account.id.name.as_str())),
-                ("secret", Value::from(secret.as_slice())),
-                ("type", Value::from(account.oath_type.name())),
-                ("algorithm", Value::from(account.algorithm.name())),
-                ("digits", Value::from(u32::from(account.digits))),
-                ("period", Value::from(account.id.period.max(1))),
-                ("counter", Value::from(account.counter)),
-                ("touch", Value::from(account.touch)),
-            ]);
-            if let Some(issuer) = &account.id.issuer {
-                credential.insert("issuer", Value::from(issuer.as_str()));
-            }
-            let options: HashMap<&str, Value<'_>> = HashMap::from([
-                ("device", Value::from(device.as_ref())),
-                ("overwrite", Value::from(force)),
-            ]);
-            let _paths: Vec<OwnedObjectPath> = self.call(
-                ROOT_PATH,
-                MANAGER_IFACE,
-                "AddAccount",
-                &(credential, options),
-            )?;
-            added.push(Credential {
-                raw_id: account.id.to_bytes(),
-                id: account.id.clone(),
-                oath_type: account.oath_type,
-                algorithm: Some(account.algorithm),
-                digits: Some(account.digits),
-                touch: Some(account.touch),
-            });
-        }
-        Ok(added)
+            .collect())
     }
 
     /// Whether a password is set on `key`. The daemon only says whether it holds the key
@@ -486,5 +457,55 @@ impl Backend for DaemonBackend {
             id,
             ..credential.clone()
         })
+    }
+}
+
+impl DaemonBackend {
+    /// One `ImportAccounts` call: the daemon plans and writes all of it, or nothing.
+    fn import_call(
+        &mut self,
+        key: usize,
+        accounts: &[Planned],
+        force: bool,
+        dry_run: bool,
+    ) -> CliResult<Vec<OwnedObjectPath>> {
+        let secrets: Vec<Zeroizing<Vec<u8>>> = accounts
+            .iter()
+            .map(|a| Zeroizing::new(a.data.secret.to_vec()))
+            .collect();
+        let credentials: Vec<HashMap<&str, Value<'_>>> = accounts
+            .iter()
+            .zip(&secrets)
+            .map(|(account, secret)| {
+                let data = &account.data;
+                let mut credential = HashMap::from([
+                    ("name", Value::from(data.id.name.as_str())),
+                    ("secret", Value::from(secret.as_slice())),
+                    ("type", Value::from(data.oath_type.name())),
+                    ("algorithm", Value::from(data.algorithm.name())),
+                    ("digits", Value::from(u32::from(data.digits))),
+                    ("period", Value::from(data.id.period.max(1))),
+                    ("counter", Value::from(data.counter)),
+                    ("touch", Value::from(data.touch)),
+                    ("source", Value::from(account.at.to_string())),
+                ]);
+                if let Some(issuer) = &data.id.issuer {
+                    credential.insert("issuer", Value::from(issuer.as_str()));
+                }
+                credential
+            })
+            .collect();
+        let device = self.device_paths[key].clone();
+        let options: HashMap<&str, Value<'_>> = HashMap::from([
+            ("device", Value::from(device.as_ref())),
+            ("overwrite", Value::from(force)),
+            ("dry_run", Value::from(dry_run)),
+        ]);
+        self.call(
+            ROOT_PATH,
+            MANAGER_IFACE,
+            "ImportAccounts",
+            &(credentials, options),
+        )
     }
 }

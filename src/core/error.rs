@@ -27,6 +27,12 @@ pub enum CoreError {
     InvalidInput(String),
     #[error("{0}")]
     Card(String),
+    /// An import plan with problems: nothing was written.
+    #[error("{0}")]
+    Refused(crate::import::plan::Problems),
+    /// An import failed midway; the message says what is on the key now.
+    #[error("{message}")]
+    ImportFailed { removed: bool, message: String },
 }
 
 impl From<OathError> for CoreError {

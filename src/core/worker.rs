@@ -14,6 +14,8 @@ use tracing::{debug, warn};
 
 use super::error::CoreError;
 use crate::emulator::{Card, EmulatorTransport};
+use crate::import::apply::apply;
+use crate::import::plan::{KeyView, Planned, plan_key};
 use crate::oath::auth::AccessKey;
 use crate::oath::consts::DEFAULT_PERIOD;
 use crate::oath::{
@@ -304,6 +306,43 @@ impl Worker {
             self.events.touch_pending(&self.info.id, &label, false);
         }
         result
+    }
+
+    /// Plan `accounts` on this key (one LIST) and, unless `dry_run`, write them all in the
+    /// same transaction; a failure midway removes what this call added.
+    pub fn import(
+        &mut self,
+        accounts: &[Planned],
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Vec<Credential>, CoreError> {
+        if !dry_run {
+            self.cache = None;
+        }
+        let label = self.info.id.clone();
+        self.session(|session| {
+            let existing = session.list()?;
+            let quirks = session.quirks().clone();
+            let key = KeyView {
+                label: &label,
+                quirks: &quirks,
+                existing: &existing,
+            };
+            let plan = plan_key(accounts, &key, force).map_err(CoreError::Refused)?;
+            if dry_run {
+                return Ok(Vec::new());
+            }
+            match apply(session, accounts, &plan) {
+                Ok(written) => Ok(written.credentials),
+                Err(error) => Err(CoreError::ImportFailed {
+                    removed: matches!(
+                        error.cause,
+                        crate::oath::OathError::Transport(crate::oath::TransportError::CardRemoved)
+                    ),
+                    message: format!("key {label}: writing failed: {error}"),
+                }),
+            }
+        })
     }
 
     pub fn put(&mut self, data: &CredentialData, overwrite: bool) -> Result<Credential, CoreError> {

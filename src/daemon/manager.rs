@@ -1,41 +1,19 @@
 //! `io.github.oathbridge.OathBridge1.Manager` at the root object: codes in one round trip,
 //! and adding accounts.
 
-use std::collections::HashMap;
-
 use zbus::message::Header;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{Connection, interface};
-use zeroize::Zeroizing;
 
 use super::Shared;
 use super::access::check_caller;
-use super::error::{DaemonError, DaemonResult};
+use super::error::DaemonError;
+use super::import::{Dict, accounts_from, get, invalid};
 use crate::core::CoreError;
-use crate::oath::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD};
-use crate::oath::{CodeEntry, CredentialData, CredentialId};
-use crate::otp::{HashAlgorithm, OathType, parse_otpauth_uri};
+use crate::oath::CodeEntry;
 
 pub struct Manager {
     pub shared: Shared,
-}
-
-type Dict = HashMap<String, OwnedValue>;
-
-fn invalid(message: impl Into<String>) -> DaemonError {
-    DaemonError::InvalidInput(message.into())
-}
-
-fn get<'a, T>(dict: &'a Dict, key: &str) -> DaemonResult<Option<T>>
-where
-    T: TryFrom<&'a OwnedValue>,
-{
-    match dict.get(key) {
-        None => Ok(None),
-        Some(value) => T::try_from(value)
-            .map(Some)
-            .map_err(|_| invalid(format!("option {key:?} has the wrong type"))),
-    }
 }
 
 fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
@@ -70,60 +48,6 @@ fn matching(entries: &[CodeEntry], query: Option<&str>, show_hidden: bool) -> Ve
                 .contains(&needle)
         })
         .collect()
-}
-
-/// Build the credential an AddAccount call describes.
-fn credential_from(dict: &Dict) -> Result<CredentialData, DaemonError> {
-    if let Some(uri) = get::<&str>(dict, "uri")? {
-        let parsed = parse_otpauth_uri(uri).map_err(|e| invalid(e.to_string()))?;
-        let counter = u32::try_from(parsed.counter).map_err(|_| invalid("counter too large"))?;
-        let data = CredentialData {
-            id: CredentialId::new(
-                parsed.issuer.as_deref(),
-                &parsed.name,
-                parsed.oath_type,
-                parsed.period,
-            ),
-            oath_type: parsed.oath_type,
-            algorithm: parsed.algorithm,
-            digits: parsed.digits,
-            secret: parsed.secret.clone(),
-            counter,
-            touch: get::<bool>(dict, "touch")?.unwrap_or(false),
-        };
-        data.validate().map_err(|e| invalid(e.to_string()))?;
-        return Ok(data);
-    }
-    let name = get::<&str>(dict, "name")?
-        .ok_or_else(|| invalid("give \"uri\" or \"name\" and \"secret\""))?;
-    let secret: Zeroizing<Vec<u8>> = match dict.get("secret") {
-        Some(value) => Zeroizing::new(
-            <Vec<u8>>::try_from(value.try_clone().map_err(|_| invalid("bad secret"))?)
-                .map_err(|_| invalid("\"secret\" must be a byte array (ay)"))?,
-        ),
-        None => return Err(invalid("missing \"secret\"")),
-    };
-    let oath_type = match get::<&str>(dict, "type")? {
-        Some(text) => text.parse::<OathType>().map_err(invalid)?,
-        None => OathType::Totp,
-    };
-    let algorithm = match get::<&str>(dict, "algorithm")? {
-        Some(text) => text.parse::<HashAlgorithm>().map_err(invalid)?,
-        None => HashAlgorithm::Sha1,
-    };
-    let digits = get::<u32>(dict, "digits")?.unwrap_or(u32::from(DEFAULT_DIGITS));
-    let period = get::<u32>(dict, "period")?.unwrap_or(DEFAULT_PERIOD);
-    let data = CredentialData {
-        id: CredentialId::new(get::<&str>(dict, "issuer")?, name, oath_type, period),
-        oath_type,
-        algorithm,
-        digits: u8::try_from(digits).map_err(|_| invalid("bad digits"))?,
-        secret,
-        counter: get::<u32>(dict, "counter")?.unwrap_or(0),
-        touch: get::<bool>(dict, "touch")?.unwrap_or(false),
-    };
-    data.validate().map_err(|e| invalid(e.to_string()))?;
-    Ok(data)
 }
 
 #[interface(name = "io.github.oathbridge.OathBridge1.Manager")]
@@ -193,9 +117,11 @@ impl Manager {
         Ok(out)
     }
 
-    /// Put an account on a key. Credential: "uri" (s), or "name", "issuer" (s), "secret"
-    /// (ay), "type", "algorithm" (s), "digits", "period", "counter" (u), "touch" (b).
-    /// Options: "device" (o), "all_devices" (b), "overwrite" (b). Returns the new accounts.
+    /// Put an account on a key: AddAccount is ImportAccounts with one credential.
+    /// Credential: "uri" (s, otpauth:// or otpauth-migration://), or "name", "issuer" (s),
+    /// "secret" (ay, secret), "type", "algorithm" (s), "digits", "period", "counter" (u),
+    /// "touch" (b). Options: "device" (o), "all_devices" (b), "overwrite" (b). Returns the
+    /// new accounts.
     #[zbus(out_args("accounts"))]
     async fn add_account(
         &self,
@@ -205,8 +131,49 @@ impl Manager {
         #[zbus(connection)] connection: &Connection,
     ) -> Result<Vec<OwnedObjectPath>, DaemonError> {
         check_caller(connection, &header).await?;
-        let data = credential_from(&credential)?;
+        self.import_accounts_inner(vec![credential], options, connection)
+            .await
+    }
+
+    /// Put several accounts on the keys, all or nothing: every account is checked against
+    /// every target key (ids, duplicates, capacity, support) before the first write, and a
+    /// failure midway removes what this call added. Credentials as for AddAccount, plus
+    /// "source" (s, where the caller read it, for messages). Options: "device" (o),
+    /// "all_devices" (b), "overwrite" (b), "dry_run" (b: check only, write nothing).
+    /// Errors: InvalidInput or NotSupported with one line per problem.
+    #[zbus(out_args("accounts"))]
+    async fn import_accounts(
+        &self,
+        credentials: Vec<Dict>,
+        options: Dict,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<OwnedObjectPath>, DaemonError> {
+        check_caller(connection, &header).await?;
+        self.import_accounts_inner(credentials, options, connection)
+            .await
+    }
+
+    /// The daemon's version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+}
+
+impl Manager {
+    async fn import_accounts_inner(
+        &self,
+        credentials: Vec<Dict>,
+        options: Dict,
+        connection: &Connection,
+    ) -> Result<Vec<OwnedObjectPath>, DaemonError> {
+        let mut planned = Vec::new();
+        for (index, credential) in credentials.iter().enumerate() {
+            planned.extend(accounts_from(credential, index + 1)?);
+        }
         let overwrite = get::<bool>(&options, "overwrite")?.unwrap_or(false);
+        let dry_run = get::<bool>(&options, "dry_run")?.unwrap_or(false);
         let all = get::<bool>(&options, "all_devices")?.unwrap_or(false);
         let devices = self.shared.manager.devices();
         let device_path = match options.get("device") {
@@ -218,14 +185,14 @@ impl Manager {
                     .ok_or_else(|| invalid("option \"device\" must be an object path"))?,
             ),
         };
-        let targets = if let Some(path) = device_path {
+        let targets: Vec<String> = if let Some(path) = device_path {
             let registry = self.shared.registry.lock().await;
             let id = registry
                 .device_for_path(&path)
                 .ok_or_else(|| DaemonError::NoDevice(format!("no key at {path}")))?;
-            devices.into_iter().filter(|d| d.info.id == id).collect()
+            vec![id]
         } else if all || devices.len() == 1 {
-            devices
+            devices.into_iter().map(|d| d.info.id).collect()
         } else if devices.is_empty() {
             return Err(DaemonError::NoDevice("no key connected".into()));
         } else {
@@ -233,31 +200,15 @@ impl Manager {
                 "several keys connected: pass \"device\" or \"all_devices\"",
             ));
         };
-        let mut added = Vec::new();
-        for device in targets {
-            let data = data.clone();
-            let credential = device
-                .handle
-                .run(move |worker| worker.put(&data, overwrite))
-                .await?;
-            super::refresh_accounts(&self.shared, connection, &device.info.id).await?;
-            if let Some(path) = self
-                .shared
-                .registry
-                .lock()
-                .await
-                .account_path(&device.info.id, &credential.raw_id)
-            {
-                added.push(path);
-            }
-        }
-        Ok(added)
-    }
-
-    /// The daemon's version.
-    #[zbus(property(emits_changed_signal = "const"))]
-    fn version(&self) -> String {
-        env!("CARGO_PKG_VERSION").to_owned()
+        super::import::import(
+            &self.shared,
+            connection,
+            planned,
+            targets,
+            overwrite,
+            dry_run,
+        )
+        .await
     }
 }
 
@@ -272,12 +223,13 @@ mod tests {
         dict.insert("issuer".into(), value("GitHub"));
         dict.insert("secret".into(), value(b"12345678901234567890".to_vec()));
         dict.insert("digits".into(), value(8u32));
-        let data = credential_from(&dict).unwrap();
+        let data = &accounts_from(&dict, 1).unwrap()[0].data;
         assert_eq!(data.id.to_string(), "GitHub:alice");
         assert_eq!(data.digits, 8);
         dict.insert("digits".into(), value(9u32));
-        assert!(credential_from(&dict).is_err());
+        let planned = accounts_from(&dict, 1).unwrap();
+        assert!(crate::import::plan::prepare(planned).is_err(), "9 digits");
         dict.insert("digits".into(), value("8"));
-        assert!(credential_from(&dict).is_err(), "wrong type");
+        assert!(accounts_from(&dict, 1).is_err(), "wrong type");
     }
 }

@@ -4,6 +4,7 @@ pub mod access;
 pub mod account;
 pub mod device;
 pub mod error;
+pub mod import;
 pub mod krunner;
 pub mod lookup;
 pub mod manager;

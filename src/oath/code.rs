@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::otp::{dynamic_truncate, format_code};
+use crate::otp::format_code;
 
 /// HOTP codes do not expire; ykman uses the largest i64 too.
 pub const NEVER: u64 = i64::MAX as u64;
@@ -38,9 +38,10 @@ pub fn totp_window(timestamp: u64, period: u32) -> (u64, u64) {
 
 const STEAM_CHARS: &[u8] = b"23456789BCDFGHJKMNPQRTVWXY";
 
-/// Steam Guard's 5-character code from a full HMAC response.
-pub fn steam_code(full_hmac: &[u8]) -> String {
-    let mut value = dynamic_truncate(full_hmac);
+/// Steam Guard's 5-character code from the dynamically truncated HMAC (RFC 4226 §5.3
+/// "DT", before any reduction mod 10^digits).
+pub fn steam_code(truncated: u32) -> String {
+    let mut value = truncated & 0x7FFF_FFFF;
     let mut code = String::with_capacity(5);
     for _ in 0..5 {
         code.push(STEAM_CHARS[(value % 26) as usize] as char);
@@ -77,10 +78,11 @@ mod tests {
             b"12345678901234567890",
             &1u64.to_be_bytes(),
         );
-        let code = steam_code(&hmac);
+        let truncated = crate::otp::dynamic_truncate(&hmac);
+        let code = steam_code(truncated);
         assert_eq!(code.len(), 5);
         assert!(code.bytes().all(|c| STEAM_CHARS.contains(&c)));
-        // 0x1397EEA... DT = 0x41397eea → deterministic.
-        assert_eq!(code, steam_code(&hmac));
+        // The top bit is masked, so a card that leaves it set gives the same code.
+        assert_eq!(code, steam_code(truncated | 0x8000_0000));
     }
 }

@@ -28,6 +28,15 @@ pub enum CredentialError {
     SecretTooShort(usize),
     #[error("a counter is only meaningful for HOTP accounts")]
     CounterOnTotp,
+    #[error("issuer is empty")]
+    EmptyIssuer,
+    #[error("name contains ':' but there is no issuer: give one as ISSUER:NAME")]
+    ColonWithoutIssuer,
+    #[error("issuer or name contains a control character")]
+    ControlCharacter,
+    /// Written as an id, the parts would read back differently (a last-resort check).
+    #[error("this issuer and name cannot be stored so that they read back the same")]
+    NotRoundTrip,
 }
 
 /// The parsed parts of a credential id.
@@ -81,31 +90,53 @@ impl CredentialId {
         self.issuer.as_deref() == Some(HIDDEN_ISSUER)
     }
 
-    /// Check the id fits on a key.
+    /// Check the id fits on a key and reads back as the same issuer, name and period
+    /// (ykman's grammar, [`CredentialId::parse`]), so every client shows what we wrote.
     pub fn validate(&self) -> Result<(), CredentialError> {
         if self.name.is_empty() {
             return Err(CredentialError::EmptyName);
         }
-        if self.issuer.as_deref().is_some_and(|i| i.contains(':')) {
-            return Err(CredentialError::ColonInIssuer);
+        match self.issuer.as_deref() {
+            Some("") => return Err(CredentialError::EmptyIssuer),
+            Some(issuer) if issuer.contains(':') => return Err(CredentialError::ColonInIssuer),
+            _ => {}
+        }
+        let parts = self.issuer.iter().chain(std::iter::once(&self.name));
+        if parts.flat_map(|part| part.chars()).any(char::is_control) {
+            return Err(CredentialError::ControlCharacter);
         }
         let len = self.to_bytes().len();
         if len > MAX_ID_LEN {
             return Err(CredentialError::IdTooLong(len));
         }
+        let oath_type = if self.period == 0 {
+            OathType::Hotp
+        } else {
+            OathType::Totp
+        };
+        if Self::parse(&self.to_bytes(), oath_type) != *self {
+            return Err(if self.issuer.is_none() && self.name.contains(':') {
+                CredentialError::ColonWithoutIssuer
+            } else {
+                CredentialError::NotRoundTrip
+            });
+        }
         Ok(())
     }
+}
+
+/// The `period/` prefix of ykman's TOTP id grammar: its digits and the rest.
+fn period_prefix(text: &str) -> Option<(&str, &str)> {
+    text.split_once('/').filter(|(digits, after)| {
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !after.is_empty()
+    })
 }
 
 /// Regex `^((\d+)/)?(([^:]+):)?(.+)$` written out by hand.
 fn parse_totp_id(text: &str) -> CredentialId {
     let mut rest = text;
     let mut period = DEFAULT_PERIOD;
-    if let Some((digits, after)) = rest.split_once('/')
-        && !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !after.is_empty()
-    {
+    if let Some((digits, after)) = period_prefix(rest) {
         // An absurd period falls back to the default rather than failing the listing.
         period = digits.parse().unwrap_or(DEFAULT_PERIOD);
         rest = after;
@@ -124,14 +155,18 @@ fn parse_totp_id(text: &str) -> CredentialId {
 }
 
 impl fmt::Display for CredentialId {
+    /// ykman's `_format_cred_id`, except that a TOTP id whose `[issuer:]name` starts like a
+    /// period (`120/grace`) gets an explicit `30/` so it does not read back as period 120.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.period != 0 && self.period != DEFAULT_PERIOD {
+        let rest = match &self.issuer {
+            Some(issuer) => format!("{issuer}:{}", self.name),
+            None => self.name.clone(),
+        };
+        let looks_like_period = period_prefix(&rest).is_some();
+        if self.period != 0 && (self.period != DEFAULT_PERIOD || looks_like_period) {
             write!(f, "{}/", self.period)?;
         }
-        if let Some(issuer) = &self.issuer {
-            write!(f, "{issuer}:")?;
-        }
-        f.write_str(&self.name)
+        f.write_str(&rest)
     }
 }
 
@@ -277,6 +312,78 @@ mod tests {
             CredentialId::new(Some("x"), &name, OathType::Totp, 30).validate(),
             Err(CredentialError::IdTooLong(66))
         );
+    }
+
+    #[test]
+    fn names_that_look_like_a_period_get_an_explicit_one() {
+        let grace = CredentialId::new(None, "120/grace", OathType::Totp, 30);
+        assert_eq!(grace.to_string(), "30/120/grace");
+        assert_eq!(
+            CredentialId::parse(&grace.to_bytes(), OathType::Totp),
+            grace
+        );
+        let issuer = CredentialId::new(Some("120/Example"), "x", OathType::Totp, 60);
+        assert_eq!(issuer.to_string(), "60/120/Example:x");
+        assert_eq!(
+            CredentialId::parse(&issuer.to_bytes(), OathType::Totp),
+            issuer
+        );
+        let hotp = CredentialId::new(None, "120/grace", OathType::Hotp, 30);
+        assert_eq!(hotp.to_string(), "120/grace");
+        assert!(grace.validate().is_ok() && issuer.validate().is_ok() && hotp.validate().is_ok());
+    }
+
+    #[test]
+    fn ids_that_cannot_read_back_are_refused() {
+        let id = |i: Option<&str>, n: &str, t| CredentialId::new(i, n, t, 30);
+        assert_eq!(
+            id(None, "a:b", OathType::Totp).validate(),
+            Err(CredentialError::ColonWithoutIssuer)
+        );
+        assert_eq!(
+            id(None, "x:", OathType::Hotp).validate(),
+            Err(CredentialError::ColonWithoutIssuer)
+        );
+        assert_eq!(
+            id(Some("I"), "a\nb", OathType::Totp).validate(),
+            Err(CredentialError::ControlCharacter)
+        );
+        let empty_issuer = CredentialId {
+            issuer: Some(String::new()),
+            name: "n".into(),
+            period: 30,
+        };
+        assert_eq!(empty_issuer.validate(), Err(CredentialError::EmptyIssuer));
+        assert!(id(None, ":x", OathType::Totp).validate().is_ok());
+        assert!(id(Some("I"), "a:b", OathType::Hotp).validate().is_ok());
+    }
+
+    proptest::proptest! {
+        /// Whatever passes validation reads back as the same issuer, name and period.
+        #[test]
+        fn every_valid_id_round_trips(
+            issuer in proptest::option::of("[0-9/:a-zA-Z _é]{0,12}"),
+            name in "[0-9/:a-zA-Z _é]{0,20}",
+            totp in proptest::bool::ANY,
+            period in 1u32..=300,
+        ) {
+            let oath_type = if totp { OathType::Totp } else { OathType::Hotp };
+            let id = CredentialId::new(issuer.as_deref(), &name, oath_type, period);
+            if id.validate().is_ok() {
+                proptest::prop_assert_eq!(CredentialId::parse(&id.to_bytes(), oath_type), id);
+            }
+        }
+
+        /// The refusals are rare: ids without ':' in the name always validate.
+        #[test]
+        fn ids_without_colons_in_the_name_are_accepted(
+            issuer in proptest::option::of("[0-9/a-zA-Z _é]{1,12}"),
+            name in "[0-9/a-zA-Z _é]{1,20}",
+            period in 1u32..=300,
+        ) {
+            let id = CredentialId::new(issuer.as_deref(), &name, OathType::Totp, period);
+            proptest::prop_assert_eq!(id.validate(), Ok(()));
+        }
     }
 
     #[test]

@@ -47,8 +47,11 @@ pub struct Quirks {
     pub kind: DeviceKind,
     /// CALCULATE ALL (A4 00) exists; else LIST + CALCULATE.
     pub calculate_all: bool,
-    /// CALCULATE with P2=00 (full HMAC; needed for Steam codes).
+    /// CALCULATE with P2=00 (full HMAC; one way to Steam codes).
     pub full_response: bool,
+    /// The truncated CALCULATE answer is the raw 31-bit value, not reduced mod 10^digits
+    /// (Nitrokey 3: trussed-secrets-app), so Steam codes can be made from it.
+    pub raw_truncation: bool,
     pub password: bool,
     pub rename: bool,
     pub sha512: bool,
@@ -69,6 +72,7 @@ impl Quirks {
             kind,
             calculate_all: true,
             full_response: true,
+            raw_truncation: false,
             password: true,
             rename: v >= Version(5, 3, 1),
             sha512: v >= Version(4, 3, 1),
@@ -95,6 +99,7 @@ impl Quirks {
                 kind,
                 calculate_all: false,
                 full_response: false,
+                raw_truncation: true,
                 password: false,
                 rename: false,
                 sha512: false,
@@ -109,6 +114,7 @@ impl Quirks {
                 kind,
                 calculate_all: true,
                 full_response: true,
+                raw_truncation: false,
                 password: true,
                 rename: true,
                 sha512: true,
@@ -120,6 +126,11 @@ impl Quirks {
                 max_id_len: MAX_ID_LEN,
             },
         }
+    }
+
+    /// Steam codes can be computed: from the full HMAC, or from an unreduced truncation.
+    pub fn steam(&self) -> bool {
+        self.full_response || self.raw_truncation
     }
 
     /// Status words meaning "no such credential" (YubiKey 6984, Nitrokey 6A82).

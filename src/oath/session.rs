@@ -297,10 +297,22 @@ impl<T: Transport> Session<T> {
         timestamp: u64,
     ) -> Result<Code, OathError> {
         let challenge = totp_challenge(timestamp, DEFAULT_PERIOD);
-        let hmac = self.calculate_full(&credential.raw_id, &challenge)?;
+        let value = if self.quirks.raw_truncation && !self.quirks.full_response {
+            let data = self.calculate_raw(&credential.raw_id, &challenge, P2_TRUNCATED)?;
+            match TlvReader::new(&data).expect(TAG_TRUNCATED)? {
+                &[_digits, a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
+                _ => {
+                    return Err(OathError::Malformed(
+                        "truncated response is not 5 bytes".into(),
+                    ));
+                }
+            }
+        } else {
+            crate::otp::dynamic_truncate(&self.calculate_full(&credential.raw_id, &challenge)?)
+        };
         let (from, to) = code::totp_window(timestamp, DEFAULT_PERIOD);
         Ok(Code {
-            value: code::steam_code(&hmac),
+            value: code::steam_code(value),
             valid_from: from,
             valid_to: to,
         })
@@ -370,7 +382,19 @@ impl<T: Transport> Session<T> {
         {
             return Err(OathError::NoSpace);
         }
-        if exists && !self.quirks.overwrite {
+        self.put_planned(data, exists)
+    }
+
+    /// PUT a credential whose checks were made by the caller (an import plan): no LIST.
+    /// `replaces` says the id is on the key; keys that refuse to overwrite get DELETE first.
+    pub fn put_planned(
+        &mut self,
+        data: &CredentialData,
+        replaces: bool,
+    ) -> Result<Credential, OathError> {
+        self.require_unlocked()?;
+        let raw_id = data.id.to_bytes();
+        if replaces && !self.quirks.overwrite {
             self.delete_raw(&raw_id)?;
         }
         let command = CommandApdu::new(INS_PUT, 0, 0, encode_put(data)?);
@@ -400,7 +424,9 @@ impl<T: Transport> Session<T> {
         self.delete_raw(&credential.raw_id)
     }
 
-    fn delete_raw(&mut self, raw_id: &[u8]) -> Result<(), OathError> {
+    /// DELETE by the raw id bytes (what LIST returned, or what a PUT wrote).
+    pub fn delete_raw(&mut self, raw_id: &[u8]) -> Result<(), OathError> {
+        self.require_unlocked()?;
         let command = CommandApdu::new(INS_DELETE, 0, 0, tlv::encode(TAG_NAME, raw_id)?);
         let response = exchange(&mut self.transport, &command)?;
         match response.sw {

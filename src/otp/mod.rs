@@ -6,7 +6,6 @@
 mod base32;
 mod hotp;
 mod migration;
-mod qr;
 mod uri;
 
 pub use base32::{SecretError, parse_base32_secret};
@@ -14,6 +13,5 @@ pub use hotp::{
     HashAlgorithm, OathType, dynamic_truncate, format_code, hmac, hotp, shorten_key, totp,
     totp_counter,
 };
-pub use migration::{MigrationError, parse_migration_uri};
-pub use qr::{MAX_DECODED_BYTES, MAX_DIMENSION, QrError, decode_qr_image, looks_like_image};
-pub use uri::{OtpAuthUri, UriError, parse_otpauth_uri};
+pub use migration::{Batch, Migration, MigrationError, parse_migration_uri};
+pub use uri::{OtpAuthUri, STEAM_ISSUER, UriError, parse_otpauth_uri};

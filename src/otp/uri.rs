@@ -1,8 +1,11 @@
 //! otpauth:// URIs (Google's Key Uri Format), read the way ykman's `CredentialData.parse_uri`
-//! reads them (reference: ykoath.md §1.9).
+//! reads them (reference: ykoath.md §1.9), with Steam in the shapes exporters write.
 //!
-//! Deliberately stricter than ykman: percent-encodings must decode to UTF-8, digits must be
-//! 6..=8, the period 1..=300 seconds and the secret non-empty; ykman accepts or defers those.
+//! Deliberately stricter than ykman, because a silent default stores a wrong account:
+//! a known parameter that is empty, malformed, badly percent-encoded or given twice with
+//! different values is an error; digits must be 6..=8 (5 only for Steam), the period
+//! 1..=300 seconds, the counter 32 bits (every key stores 32), names free of control
+//! characters. Messages name the field and never quote the URI: it may hold the seed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,33 +21,43 @@ use super::{HashAlgorithm, OathType};
 pub const DEFAULT_DIGITS: u8 = 6;
 pub const DEFAULT_PERIOD: u32 = 30;
 const MAX_PERIOD: u32 = 300;
+/// The issuer that marks a Steam Guard account, as Yubico's tools store it: TOTP, SHA-1,
+/// 30 s, 6 digits on the key; the client turns the full HMAC into 5 characters.
+pub const STEAM_ISSUER: &str = "Steam";
 
-/// Messages quote parts of the URI (never the secret); long parts are cut short.
+/// What is wrong, by field (`digits: expected 6, 7 or 8`); never a value from the URI.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UriError {
     #[error("not an otpauth:// URI")]
     NotOtpauth,
-    #[error("missing OTP type (expected otpauth://totp/ or otpauth://hotp/)")]
+    #[error("type: missing (expected otpauth://totp/ or otpauth://hotp/)")]
     MissingType,
-    #[error("unknown OTP type {0:?} (expected totp or hotp)")]
-    UnknownType(String),
-    #[error("missing account name")]
+    #[error("type: unknown OTP type (expected totp, hotp or steam)")]
+    UnknownType,
+    #[error("name: missing account name")]
     MissingName,
-    #[error("missing secret parameter")]
+    #[error("{0}: contains a control character")]
+    ControlCharacter(&'static str),
+    #[error("secret: missing")]
     MissingSecret,
-    #[error("invalid secret: {0}")]
+    #[error("secret: {0}")]
     InvalidSecret(#[from] SecretError),
-    #[error("invalid digits {0:?} (expected 6, 7 or 8)")]
-    BadDigits(String),
-    #[error("invalid period {0:?} (expected whole seconds from 1 to {MAX_PERIOD})")]
-    BadPeriod(String),
-    #[error("invalid counter {0:?} (expected a non-negative integer)")]
-    BadCounter(String),
-    #[error("unknown algorithm {0:?} (expected SHA1, SHA256 or SHA512)")]
-    UnknownAlgorithm(String),
-    /// Names the part: "account name" or `parameter "issuer"`.
-    #[error("invalid percent-encoding in {0} (not UTF-8)")]
-    BadEncoding(String),
+    #[error("digits: expected 6, 7 or 8")]
+    BadDigits,
+    #[error("period: expected whole seconds from 1 to {MAX_PERIOD}")]
+    BadPeriod,
+    #[error("counter: expected a whole number from 0 to 4294967295")]
+    BadCounter,
+    #[error("algorithm: expected SHA1, SHA256 or SHA512")]
+    UnknownAlgorithm,
+    #[error("{0}: invalid percent-encoding")]
+    BadEncoding(&'static str),
+    #[error("{0}: empty value")]
+    EmptyValue(&'static str),
+    #[error("{0}: given twice with different values")]
+    Repeated(&'static str),
+    #[error("{0}: a Steam account must use {1}")]
+    SteamMismatch(&'static str, &'static str),
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -128,6 +141,9 @@ impl OtpAuthUri {
     }
 }
 
+/// Parses one otpauth:// URI (surrounding whitespace ignored). Steam accounts (host `steam`,
+/// `encoder=steam`, or issuer Steam with `digits=5`) come back with issuer [`STEAM_ISSUER`]
+/// and 6 digits, the way Yubico's tools store them.
 pub fn parse_otpauth_uri(uri: &str) -> Result<OtpAuthUri, UriError> {
     let uri = uri.trim();
     let rest = strip_prefix_ignore_case(uri, "otpauth:").ok_or(UriError::NotOtpauth)?;
@@ -141,17 +157,19 @@ pub fn parse_otpauth_uri(uri: &str) -> Result<OtpAuthUri, UriError> {
             authority_and_path.split_at(slash)
         });
 
-    let oath_type = match host.to_ascii_lowercase().as_str() {
+    let (oath_type, steam_host) = match host.to_ascii_lowercase().as_str() {
         "" => return Err(UriError::MissingType),
-        "totp" => OathType::Totp,
-        "hotp" => OathType::Hotp,
-        _ => return Err(UriError::UnknownType(shorten(host))),
+        "totp" => (OathType::Totp, false),
+        "hotp" => (OathType::Hotp, false),
+        "steam" => (OathType::Totp, true),
+        _ => return Err(UriError::UnknownType),
     };
 
     // The label is percent-decoded but not form-decoded ('+' stays), so %3A splits too.
+    check_percent_encoding(path, "name")?;
     let label = percent_decode_str(path)
         .decode_utf8()
-        .map_err(|_| UriError::BadEncoding("account name".to_owned()))?;
+        .map_err(|_| UriError::BadEncoding("name"))?;
     let label = label.strip_prefix('/').unwrap_or(&label);
     let (label_issuer, name) = match label.split_once(':') {
         Some((issuer, name)) => (Some(issuer), name),
@@ -161,71 +179,86 @@ pub fn parse_otpauth_uri(uri: &str) -> Result<OtpAuthUri, UriError> {
         return Err(UriError::MissingName);
     }
 
-    let params = query_params(query);
-    let param = |key: &str| -> Result<Option<Zeroizing<String>>, UriError> {
-        params
-            .get(key)
-            .map(|raw| {
-                form_decode(raw).ok_or_else(|| UriError::BadEncoding(format!("parameter {key:?}")))
-            })
-            .transpose()
-    };
-
-    let secret_text = param("secret")?.ok_or(UriError::MissingSecret)?;
+    let params = Params::parse(query)?;
+    let secret_text = params.get("secret")?.ok_or(UriError::MissingSecret)?;
     let secret = parse_base32_secret(&secret_text)?;
     // The query issuer overrides the label's, as in ykman.
-    let issuer = match param("issuer")? {
+    let mut issuer = match params.get("issuer")? {
         Some(issuer) => Some(issuer.as_str().to_owned()),
         None => label_issuer.map(str::to_owned),
     }
     .filter(|issuer| !issuer.is_empty());
-    let algorithm = match param("algorithm")? {
-        None => HashAlgorithm::Sha1,
-        Some(text) => text
-            .parse()
-            .map_err(|_| UriError::UnknownAlgorithm(shorten(&text)))?,
+    for (field, text) in [("name", Some(name)), ("issuer", issuer.as_deref())] {
+        if text.is_some_and(|t| t.chars().any(char::is_control)) {
+            return Err(UriError::ControlCharacter(field));
+        }
+    }
+    let algorithm = match params.get("algorithm")? {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| UriError::UnknownAlgorithm)?),
     };
     // Python's int() ignores surrounding whitespace; so do we.
-    let digits = match param("digits")? {
+    let digits: Option<u8> = params.number("digits", UriError::BadDigits)?;
+    let period: Option<u32> = params.number("period", UriError::BadPeriod)?;
+    let counter: u64 = params
+        .number::<u32>("counter", UriError::BadCounter)?
+        .map_or(0, u64::from);
+    let encoder = params.get("encoder")?;
+    let steam = steam_host
+        || encoder
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("steam"))
+        || (digits == Some(5)
+            && issuer
+                .as_deref()
+                .is_some_and(|i| i.eq_ignore_ascii_case(STEAM_ISSUER)));
+    if steam {
+        check_steam(oath_type, algorithm, period)?;
+        issuer = Some(STEAM_ISSUER.to_owned());
+    }
+    let digits = match digits {
         None => DEFAULT_DIGITS,
-        Some(text) => text
-            .trim()
-            .parse()
-            .ok()
-            .filter(|digits| (6..=8).contains(digits))
-            .ok_or_else(|| UriError::BadDigits(shorten(&text)))?,
+        Some(5) if steam => DEFAULT_DIGITS,
+        Some(digits) if (6..=8).contains(&digits) => digits,
+        Some(_) => return Err(UriError::BadDigits),
     };
-    let period = match param("period")? {
+    let period = match period {
         None => DEFAULT_PERIOD,
-        Some(text) => text
-            .trim()
-            .parse()
-            .ok()
-            .filter(|period| (1..=MAX_PERIOD).contains(period))
-            .ok_or_else(|| UriError::BadPeriod(shorten(&text)))?,
+        Some(period) if (1..=MAX_PERIOD).contains(&period) => period,
+        Some(_) => return Err(UriError::BadPeriod),
     };
-    let counter = match param("counter")? {
-        None => 0,
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| UriError::BadCounter(shorten(&text)))?,
-    };
-
     Ok(OtpAuthUri {
         oath_type,
         issuer,
         name: name.to_owned(),
         secret,
-        algorithm,
+        algorithm: algorithm.unwrap_or_default(),
         digits,
         period,
         counter,
     })
 }
 
+/// Steam codes are HMAC-SHA1 over 30 s steps; anything else would give wrong codes.
+fn check_steam(
+    oath_type: OathType,
+    algorithm: Option<HashAlgorithm>,
+    period: Option<u32>,
+) -> Result<(), UriError> {
+    if oath_type != OathType::Totp {
+        return Err(UriError::SteamMismatch("type", "TOTP"));
+    }
+    if algorithm.is_some_and(|a| a != HashAlgorithm::Sha1) {
+        return Err(UriError::SteamMismatch("algorithm", "SHA1"));
+    }
+    if period.is_some_and(|p| p != DEFAULT_PERIOD) {
+        return Err(UriError::SteamMismatch("period", "30 seconds"));
+    }
+    Ok(())
+}
+
 /// ASCII-case-insensitive `strip_prefix`.
-pub(super) fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+pub(crate) fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
     if head.eq_ignore_ascii_case(prefix) {
         text.get(prefix.len()..)
@@ -234,23 +267,95 @@ pub(super) fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Optio
     }
 }
 
-/// Python's `parse_qs` defaults: `&`-separated pairs split on the first `=`; pairs without
-/// `=` or with an empty value are dropped; keys are form-decoded and case-sensitive; the
-/// first occurrence of a key wins. Values stay raw until asked for.
-fn query_params(query: &str) -> HashMap<String, &str> {
-    let mut params = HashMap::new();
-    for pair in query.split('&') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
-        if value.is_empty() {
-            continue;
+/// The parameters this module knows; others (image, color, …) are ignored.
+const KNOWN: [&str; 7] = [
+    "secret",
+    "issuer",
+    "algorithm",
+    "digits",
+    "period",
+    "counter",
+    "encoder",
+];
+
+/// The known query parameters, raw until asked for. `&`-separated pairs split on the first
+/// `=`; keys are form-decoded and case-sensitive (as Python's `parse_qs`).
+struct Params<'a> {
+    values: HashMap<&'static str, &'a str>,
+}
+
+impl<'a> Params<'a> {
+    fn parse(query: &'a str) -> Result<Self, UriError> {
+        let mut values: HashMap<&'static str, &'a str> = HashMap::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // A key that is not UTF-8 cannot match a known one, so lossy decoding is enough.
+            let key = String::from_utf8_lossy(&form_decode_bytes(key)).into_owned();
+            let Some(&field) = KNOWN.iter().find(|known| **known == key) else {
+                continue;
+            };
+            if value.is_empty() {
+                return Err(UriError::EmptyValue(field));
+            }
+            check_percent_encoding(value, field)?;
+            match values.get(field) {
+                Some(first) if form_decode_bytes(first) != form_decode_bytes(value) => {
+                    return Err(UriError::Repeated(field));
+                }
+                Some(_) => {}
+                None => {
+                    values.insert(field, value);
+                }
+            }
         }
-        // A key that is not UTF-8 cannot match a known one, so lossy decoding is enough.
-        let key = String::from_utf8_lossy(&form_decode_bytes(key)).into_owned();
-        params.entry(key).or_insert(value);
+        Ok(Self { values })
     }
-    params
+
+    /// The form-decoded value of a known parameter.
+    fn get(&self, field: &'static str) -> Result<Option<Zeroizing<String>>, UriError> {
+        let Some(raw) = self.values.get(field) else {
+            return Ok(None);
+        };
+        let text = form_decode(raw).ok_or(UriError::BadEncoding(field))?;
+        if text.trim().is_empty() {
+            return Err(UriError::EmptyValue(field));
+        }
+        Ok(Some(text))
+    }
+
+    /// A decimal number (optional `+` and surrounding spaces, like Python's `int()`).
+    fn number<T: std::str::FromStr>(
+        &self,
+        field: &'static str,
+        error: UriError,
+    ) -> Result<Option<T>, UriError> {
+        match self.get(field)? {
+            None => Ok(None),
+            Some(text) => {
+                let text = text.trim();
+                let digits = text.strip_prefix('+').unwrap_or(text);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(error);
+                }
+                digits.parse().map(Some).map_err(|_| error)
+            }
+        }
+    }
+}
+
+/// Every `%` must start a two-digit hex escape; a stray one is an error, not a literal.
+fn check_percent_encoding(raw: &str, field: &'static str) -> Result<(), UriError> {
+    let bytes = raw.as_bytes();
+    let mut index = 0;
+    while let Some(offset) = bytes[index..].iter().position(|&b| b == b'%') {
+        let at = index + offset;
+        let escape = bytes.get(at + 1..at + 3);
+        if !escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(UriError::BadEncoding(field));
+        }
+        index = at + 3;
+    }
+    Ok(())
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, then percent-decoding.
@@ -264,15 +369,6 @@ fn form_decode(raw: &str) -> Option<Zeroizing<String>> {
     let bytes = form_decode_bytes(raw);
     let text = std::str::from_utf8(&bytes).ok()?;
     Some(Zeroizing::new(text.to_owned()))
-}
-
-/// Quotes at most 40 characters of user input in an error message.
-fn shorten(text: &str) -> String {
-    const LIMIT: usize = 40;
-    match text.char_indices().nth(LIMIT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -347,18 +443,67 @@ mod tests {
     }
 
     #[test]
-    fn first_occurrence_wins_and_empty_values_are_absent() {
-        let parsed = parse("otpauth://totp/bob?secret=abba&digits=8&digits=7&secret=GEZDGNBV");
+    fn repeats_must_agree_and_empty_values_are_errors() {
+        let parsed = parse("otpauth://totp/bob?secret=abba&digits=8&digits=8&secret=abba");
         assert_eq!(parsed.secret.as_slice(), b"\0B");
         assert_eq!(parsed.digits, 8);
-        let parsed = parse("otpauth://totp/X:bob?secret=&secret=abba&issuer=&digits=&period");
-        assert_eq!(parsed.secret.as_slice(), b"\0B");
-        assert_eq!(parsed.issuer.as_deref(), Some("X"));
-        assert_eq!(parsed.digits, 6);
+        assert_eq!(
+            error("otpauth://totp/bob?secret=abba&digits=8&digits=7"),
+            UriError::Repeated("digits")
+        );
+        for (uri, field) in [
+            ("otpauth://totp/X:bob?secret=&secret=abba", "secret"),
+            ("otpauth://totp/X:bob?secret=abba&issuer=", "issuer"),
+            ("otpauth://totp/X:bob?secret=abba&digits=", "digits"),
+            ("otpauth://totp/X:bob?secret=abba&period", "period"),
+            (
+                "otpauth://totp/Test:alice?secret=JBSWY3DPEHPK3PXP&algorithm=",
+                "algorithm",
+            ),
+            ("otpauth://totp/X:bob?secret=abba&algorithm=+", "algorithm"),
+        ] {
+            assert_eq!(error(uri), UriError::EmptyValue(field), "{uri}");
+        }
         // Keys are case-sensitive: SECRET is just an unknown parameter.
         assert_eq!(
             error("otpauth://totp/bob?SECRET=abba"),
             UriError::MissingSecret
+        );
+        // Unknown parameters may be empty.
+        assert_eq!(parse("otpauth://totp/bob?secret=abba&image=").name, "bob");
+    }
+
+    #[test]
+    fn steam_in_every_exporter_shape() {
+        for uri in [
+            "otpauth://totp/Steam:frank?secret=abba&issuer=Steam&digits=5",
+            "otpauth://steam/Steam:frank?secret=abba",
+            "otpauth://steam/frank?secret=abba&issuer=Steam",
+            "otpauth://totp/frank?secret=abba&encoder=steam",
+            "otpauth://totp/steam:frank?secret=abba&digits=5",
+            "otpauth://totp/Steam:frank?secret=abba",
+        ] {
+            let parsed = parse(uri);
+            assert_eq!(parsed.issuer.as_deref(), Some(STEAM_ISSUER), "{uri}");
+            assert_eq!(parsed.name, "frank", "{uri}");
+            assert_eq!(parsed.oath_type, OathType::Totp, "{uri}");
+            assert_eq!((parsed.digits, parsed.period), (6, 30), "{uri}");
+        }
+        assert_eq!(
+            error("otpauth://totp/Valve:frank?secret=abba&digits=5"),
+            UriError::BadDigits
+        );
+        assert_eq!(
+            error("otpauth://steam/frank?secret=abba&algorithm=SHA256"),
+            UriError::SteamMismatch("algorithm", "SHA1")
+        );
+        assert_eq!(
+            error("otpauth://steam/frank?secret=abba&period=60"),
+            UriError::SteamMismatch("period", "30 seconds")
+        );
+        assert_eq!(
+            error("otpauth://hotp/frank?secret=abba&encoder=steam"),
+            UriError::SteamMismatch("type", "TOTP")
         );
     }
 
@@ -421,25 +566,19 @@ mod tests {
             ("otpauth-migration://offline?data=x", UriError::NotOtpauth),
             ("otpauth:totp/bob?secret=abba", UriError::MissingType),
             ("otpauth:///bob?secret=abba", UriError::MissingType),
-            (
-                "otpauth://xotp/bob?secret=abba",
-                UriError::UnknownType("xotp".into()),
-            ),
+            ("otpauth://xotp/bob?secret=abba", UriError::UnknownType),
             ("otpauth://totp?secret=abba", UriError::MissingName),
             ("otpauth://totp/?secret=abba", UriError::MissingName),
             ("otpauth://totp/Issuer:?secret=abba", UriError::MissingName),
             ("otpauth://totp/bob", UriError::MissingSecret),
-            ("otpauth://totp/bob?secret", UriError::MissingSecret),
+            ("otpauth://totp/bob?secret", UriError::EmptyValue("secret")),
             (
                 "otpauth://totp/bob?secret=%20",
-                UriError::InvalidSecret(SecretError::Empty),
+                UriError::EmptyValue("secret"),
             ),
             (
                 "otpauth://totp/bob?secret=ab1a",
-                UriError::InvalidSecret(SecretError::InvalidCharacter {
-                    position: 3,
-                    character: '1',
-                }),
+                UriError::InvalidSecret(SecretError::InvalidCharacter { position: 3 }),
             ),
             (
                 "otpauth://totp/bob?secret=abc",
@@ -447,43 +586,67 @@ mod tests {
             ),
             (
                 "otpauth://totp/bob?secret=abba&digits=x",
-                UriError::BadDigits("x".into()),
+                UriError::BadDigits,
             ),
             (
                 "otpauth://totp/bob?secret=abba&digits=5",
-                UriError::BadDigits("5".into()),
+                UriError::BadDigits,
             ),
             (
                 "otpauth://totp/bob?secret=abba&digits=9",
-                UriError::BadDigits("9".into()),
+                UriError::BadDigits,
+            ),
+            (
+                "otpauth://totp/bob?secret=abba&digits=-6",
+                UriError::BadDigits,
+            ),
+            (
+                "otpauth://totp/bob?secret=abba&digits=99999999999999999999",
+                UriError::BadDigits,
             ),
             (
                 "otpauth://totp/bob?secret=abba&period=0",
-                UriError::BadPeriod("0".into()),
+                UriError::BadPeriod,
             ),
             (
                 "otpauth://totp/bob?secret=abba&period=301",
-                UriError::BadPeriod("301".into()),
+                UriError::BadPeriod,
             ),
             (
                 "otpauth://totp/bob?secret=abba&period=1.5",
-                UriError::BadPeriod("1.5".into()),
+                UriError::BadPeriod,
             ),
             (
                 "otpauth://hotp/bob?secret=abba&counter=-1",
-                UriError::BadCounter("-1".into()),
+                UriError::BadCounter,
+            ),
+            (
+                "otpauth://hotp/bob?secret=abba&counter=4294967296",
+                UriError::BadCounter,
             ),
             (
                 "otpauth://totp/bob?secret=abba&algorithm=MD5",
-                UriError::UnknownAlgorithm("MD5".into()),
+                UriError::UnknownAlgorithm,
             ),
             (
                 "otpauth://totp/b%FFob?secret=abba",
-                UriError::BadEncoding("account name".into()),
+                UriError::BadEncoding("name"),
+            ),
+            (
+                "otpauth://totp/b%zzob?secret=abba",
+                UriError::BadEncoding("name"),
             ),
             (
                 "otpauth://totp/bob?secret=abba&issuer=%C3",
-                UriError::BadEncoding("parameter \"issuer\"".into()),
+                UriError::BadEncoding("issuer"),
+            ),
+            (
+                "otpauth://totp/bob?secret=ab%2",
+                UriError::BadEncoding("secret"),
+            ),
+            (
+                "otpauth://totp/bob%0D%0Aeve?secret=abba",
+                UriError::ControlCharacter("name"),
             ),
         ];
         for (uri, expected) in cases {
@@ -505,10 +668,11 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_cut_in_messages() {
-        let long = "9".repeat(100);
-        let message = error(&format!("otpauth://totp/bob?secret=abba&digits={long}")).to_string();
-        assert!(message.len() < 100, "{message}");
+    fn messages_never_quote_the_input() {
+        let uri = "otpauth://totp/Example:carol@example.com?secret=NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBR\
+                   &digits=6\r\notpauth://totp/dave@example.com?secret=NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBS";
+        let message = error(uri).to_string();
+        assert_eq!(message, "digits: expected 6, 7 or 8");
     }
 
     #[test]
@@ -548,7 +712,8 @@ mod tests {
     fn credential_strategy(label_text: &'static str) -> impl Strategy<Value = OtpAuthUri> {
         (
             prop_oneof![Just(OathType::Totp), Just(OathType::Hotp)],
-            proptest::option::of(label_text),
+            proptest::option::of(label_text)
+                .prop_filter("not Steam", |i| i.as_deref() != Some(STEAM_ISSUER)),
             label_text,
             proptest::collection::vec(any::<u8>(), 1..80),
             prop_oneof![
@@ -558,7 +723,7 @@ mod tests {
             ],
             6u8..=8,
             1u32..=MAX_PERIOD,
-            any::<u64>(),
+            any::<u32>().prop_map(u64::from),
         )
             .prop_map(
                 |(oath_type, issuer, name, secret, algorithm, digits, period, counter)| {
@@ -592,13 +757,13 @@ mod tests {
         }
 
         #[test]
-        fn generated_uris_round_trip(credential in credential_strategy("[^:]+")) {
+        fn generated_uris_round_trip(credential in credential_strategy("[^:\\p{Cc}]+")) {
             let uri = credential.to_uri();
             prop_assert_eq!(parse_otpauth_uri(&uri), Ok(credential), "{}", uri);
         }
 
         #[test]
-        fn generated_uris_with_colons_round_trip(credential in credential_strategy(".+")) {
+        fn generated_uris_with_colons_round_trip(credential in credential_strategy("[^\\p{Cc}]+")) {
             let uri = credential.to_uri();
             prop_assert_eq!(parse_otpauth_uri(&uri), Ok(credential), "{}", uri);
         }

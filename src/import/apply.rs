@@ -1,0 +1,210 @@
+//! Write a plan onto one key, verify it with LIST, and on any failure delete what this run
+//! added, then say exactly what state the key is in. Never parses; never plans.
+
+use thiserror::Error;
+use tracing::{debug, warn};
+
+use super::plan::{KeyPlan, Planned};
+use crate::oath::{Credential, OathError, Session, Transport, TransportError};
+
+/// A write that failed midway; `state` says what is on the key now, in plain words.
+#[derive(Debug, Error)]
+#[error("{cause}; {state}")]
+pub struct ApplyError {
+    pub cause: OathError,
+    pub state: String,
+}
+
+/// What one key holds from this run: ids added (removable by [`rollback`]) and ids that
+/// replaced an account that was there before (`--force`; not restorable, seeds never leave
+/// a key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub credentials: Vec<Credential>,
+    pub added: Vec<Vec<u8>>,
+    pub replaced: Vec<Vec<u8>>,
+}
+
+/// PUT every planned write in order, then LIST once to check each id is there.
+/// On failure, this run's additions are deleted again ([`ApplyError::state`] tells how far
+/// that got). The session must be unlocked and inside one transaction.
+pub fn apply<T: Transport>(
+    session: &mut Session<T>,
+    accounts: &[Planned],
+    plan: &KeyPlan,
+) -> Result<Written, ApplyError> {
+    let mut written = Written::default();
+    let result = write_all(session, accounts, plan, &mut written);
+    match result {
+        Ok(()) => Ok(written),
+        Err(cause) => {
+            warn!(error = %cause, added = written.added.len(), "import failed midway; rolling back");
+            let state = rollback(session, &written, &cause);
+            Err(ApplyError { cause, state })
+        }
+    }
+}
+
+fn write_all<T: Transport>(
+    session: &mut Session<T>,
+    accounts: &[Planned],
+    plan: &KeyPlan,
+    written: &mut Written,
+) -> Result<(), OathError> {
+    for write in &plan.writes {
+        let Some(account) = accounts.get(write.index) else {
+            return Err(OathError::Malformed("import plan out of range".into()));
+        };
+        let credential = session.put_planned(&account.data, write.replaces)?;
+        if write.replaces {
+            written.replaced.push(credential.raw_id.clone());
+        } else {
+            written.added.push(credential.raw_id.clone());
+        }
+        written.credentials.push(credential);
+    }
+    let listed = session.list()?;
+    for credential in &written.credentials {
+        if !listed.iter().any(|c| c.raw_id == credential.raw_id) {
+            return Err(OathError::Malformed(format!(
+                "the key does not list {} after writing it",
+                credential.id_string()
+            )));
+        }
+    }
+    debug!(
+        count = written.credentials.len(),
+        "import written and verified"
+    );
+    Ok(())
+}
+
+/// Delete what this run added; returns a sentence describing the key's state afterwards.
+pub fn rollback<T: Transport>(
+    session: &mut Session<T>,
+    written: &Written,
+    cause: &OathError,
+) -> String {
+    let removed = matches!(cause, OathError::Transport(TransportError::CardRemoved));
+    let mut left = Vec::new();
+    for raw_id in &written.added {
+        if removed || session.delete_raw(raw_id).is_err() {
+            left.push(String::from_utf8_lossy(raw_id).into_owned());
+        }
+    }
+    let replaced: Vec<String> = written
+        .replaced
+        .iter()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned())
+        .collect();
+    describe_state(&left, &replaced, written.added.len())
+}
+
+fn describe_state(left: &[String], replaced: &[String], added: usize) -> String {
+    let mut state = if left.is_empty() {
+        if added == 0 && replaced.is_empty() {
+            "nothing was written to the key".to_owned()
+        } else {
+            format!("the {added} account(s) this run added were removed again")
+        }
+    } else {
+        format!(
+            "these accounts from this run are still on the key and could not be removed: {} \
+             (delete them with 'oathbridge delete ID --force' once the key is back)",
+            left.join(", ")
+        )
+    };
+    if !replaced.is_empty() {
+        state.push_str(&format!(
+            "; replaced with --force before the failure (the old seeds are gone): {}",
+            replaced.join(", ")
+        ));
+    } else if left.is_empty() {
+        state.push_str("; the key is as it was before");
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::{Card, CardConfig, EmulatorTransport};
+    use crate::import::Location;
+    use crate::import::plan::{KeyView, plan_key, prepare};
+    use crate::oath::CredentialData;
+    use std::sync::{Arc, Mutex};
+
+    fn planned(names: &[&str]) -> Vec<Planned> {
+        let accounts = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Planned {
+                at: Location::source("test").at_entry(i + 1),
+                data: CredentialData::totp(Some("Example"), name, b"handed-case-key-0001"),
+            })
+            .collect();
+        prepare(accounts).expect("valid accounts")
+    }
+
+    fn session(card: &Arc<Mutex<Card>>) -> Session<EmulatorTransport> {
+        Session::open(EmulatorTransport::from_shared(card.clone()), None).expect("select")
+    }
+
+    #[test]
+    fn a_card_removed_midway_is_described_and_nothing_else_is_claimed() {
+        let card = Arc::new(Mutex::new(Card::new(CardConfig::default())));
+        let accounts = planned(&["a", "b", "c"]);
+        let mut session = session(&card);
+        let existing = session.list().expect("list");
+        let quirks = session.quirks().clone();
+        let plan = plan_key(
+            &accounts,
+            &KeyView {
+                label: "test",
+                quirks: &quirks,
+                existing: &existing,
+            },
+            false,
+        )
+        .expect("plan");
+        // SELECT was the first APDU; answer two PUTs, then the card is gone.
+        card.lock()
+            .expect("card")
+            .faults()
+            .update(|f| f.power_loss_after = Some(2));
+        let error = apply(&mut session, &accounts, &plan).expect_err("card removed");
+        assert!(
+            error.state.contains("Example:a, Example:b"),
+            "{}",
+            error.state
+        );
+    }
+
+    #[test]
+    fn a_refused_put_rolls_back_the_earlier_ones() {
+        let card = Arc::new(Mutex::new(Card::new(CardConfig::default())));
+        let mut accounts = planned(&["a", "b"]);
+        // The card refuses this one (a key shorter than the PUT encoding allows is fine, so
+        // use a name the card rejects: longer than 64 bytes).
+        accounts.push(Planned {
+            at: Location::source("test").at_entry(3),
+            data: CredentialData::totp(None, &"x".repeat(70), b"handed-case-key-0003"),
+        });
+        let mut session = session(&card);
+        let plan = KeyPlan {
+            writes: (0..3)
+                .map(|index| super::super::plan::Write {
+                    index,
+                    replaces: false,
+                })
+                .collect(),
+        };
+        let error = apply(&mut session, &accounts, &plan).expect_err("refused");
+        assert!(
+            error.state.contains("removed again") && error.state.contains("as it was"),
+            "{}",
+            error.state
+        );
+        assert!(session.list().expect("list").is_empty());
+    }
+}

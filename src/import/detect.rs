@@ -1,0 +1,138 @@
+//! What a byte stream is, decided by content (never by file name): a QR code image, a JSON
+//! export of an authenticator app, or text (otpauth lines, or one bare base32 secret).
+
+use zeroize::Zeroizing;
+
+use super::sources::apps;
+use super::sources::qr::{self, ImageKind};
+use super::sources::text::{self, Text, UriAccounts};
+use super::{AccountSpec, InputErrors, Location, Passwords};
+use crate::otp::Batch;
+
+/// Largest text input, in bytes (an export of hundreds of accounts stays far below).
+pub const MAX_TEXT_INPUT: usize = 256 * 1024;
+
+/// The accounts of one source, and notes for the person (how many QR codes were found,
+/// missing batches of a multi-QR export).
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub accounts: Vec<AccountSpec>,
+    /// A lone base32 secret (text input only); the caller names the account.
+    pub bare_secret: Option<(Location, Zeroizing<Vec<u8>>)>,
+    /// Migration batches seen, checked across all sources by [`combine`].
+    pub batches: Vec<(Location, Batch)>,
+    pub notes: Vec<String>,
+}
+
+/// Reads one source. `at` names it (`export.txt`, `stdin`); every problem is returned.
+pub fn parse_source(
+    bytes: &[u8],
+    at: &Location,
+    passwords: &mut dyn Passwords,
+) -> Result<Parsed, InputErrors> {
+    match qr::image_kind(bytes) {
+        ImageKind::Supported(_) => return parse_image(bytes, at),
+        ImageKind::Unsupported(format) => {
+            return Err(at
+                .error(
+                    None,
+                    format!("unsupported image format {format} (save it as PNG or JPEG)"),
+                )
+                .into());
+        }
+        ImageKind::NotAnImage => {}
+    }
+    if apps::looks_like_json(bytes) {
+        let accounts = apps::parse_json(bytes, at, passwords)?;
+        return Ok(Parsed {
+            accounts,
+            ..Parsed::default()
+        });
+    }
+    if bytes.len() > MAX_TEXT_INPUT {
+        return Err(at
+            .error(
+                None,
+                format!("text input is larger than {MAX_TEXT_INPUT} bytes"),
+            )
+            .into());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        at.error(
+            None,
+            "not UTF-8 text, a QR code image (PNG, JPEG, GIF, WebP, BMP) or an app's JSON export",
+        )
+    })?;
+    match text::parse_text(text, at)? {
+        Text::BareSecret(secret) => Ok(Parsed {
+            bare_secret: Some((at.clone(), secret)),
+            ..Parsed::default()
+        }),
+        Text::Accounts(found) => finish(found, Vec::new()),
+    }
+}
+
+/// Every otpauth QR code in the picture is imported; other QR codes are ignored.
+fn parse_image(bytes: &[u8], at: &Location) -> Result<Parsed, InputErrors> {
+    let texts = qr::decode_qr_texts(bytes).map_err(|e| at.error(None, e.to_string()))?;
+    let mut found = UriAccounts::default();
+    let mut errors = Vec::new();
+    let mut otpauth = 0;
+    for (index, content) in texts.iter().enumerate() {
+        if text::parse_uri(content, &at.at_code(index + 1), &mut found, &mut errors) {
+            otpauth += 1;
+        }
+    }
+    if otpauth == 0 {
+        return Err(at
+            .error(
+                None,
+                format!(
+                    "no otpauth QR code in the image ({} other QR code(s) found)",
+                    texts.len()
+                ),
+            )
+            .into());
+    }
+    if !errors.is_empty() {
+        return Err(InputErrors(errors));
+    }
+    let mut notes = Vec::new();
+    if texts.len() > 1 {
+        notes.push(format!(
+            "{at}: found {} QR codes, {otpauth} of them with accounts",
+            texts.len()
+        ));
+    }
+    finish(found, notes)
+}
+
+fn finish(found: UriAccounts, notes: Vec<String>) -> Result<Parsed, InputErrors> {
+    Ok(Parsed {
+        accounts: found.accounts,
+        batches: found.batches,
+        bare_secret: None,
+        notes,
+    })
+}
+
+/// The sources of one import together: migration batches may be spread over several
+/// files. Returns every account, and the notes for the person.
+pub fn combine(sources: Vec<Parsed>) -> Result<(Vec<AccountSpec>, Vec<String>), InputErrors> {
+    let batches: Vec<(Location, Batch)> = sources
+        .iter()
+        .flat_map(|s| s.batches.iter().cloned())
+        .collect();
+    let (errors, batch_notes) = text::check_batches(&batches);
+    if !errors.is_empty() {
+        return Err(InputErrors(errors));
+    }
+    let mut accounts = Vec::new();
+    let mut notes = Vec::new();
+    for source in sources {
+        accounts.extend(source.accounts);
+        notes.extend(source.notes);
+    }
+    notes.extend(batch_notes);
+    Ok((accounts, notes))
+}

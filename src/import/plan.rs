@@ -1,0 +1,205 @@
+//! Validate every account against every target key before anything is written: the id reads
+//! back the same, no id repeats inside the import, ids already on the key (without
+//! `--force`), capacity, id length, algorithm, touch and Steam support. Every problem is
+//! reported, one line each; a plan with problems writes nothing.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::Location;
+use crate::oath::{Credential, CredentialData, Quirks};
+use crate::otp::{HashAlgorithm, OathType, STEAM_ISSUER};
+
+/// One account ready to write, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub at: Location,
+    pub data: CredentialData,
+}
+
+impl Planned {
+    fn id(&self) -> String {
+        self.data.id.to_string()
+    }
+}
+
+/// Whether a problem is with the input (exit 2) or beyond what the key can do (exit 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    Input,
+    Unsupported,
+}
+
+/// One line of a refused plan. The text names the place and the id, never a seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub text: String,
+}
+
+/// Every problem of a refused plan (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// [`ProblemKind::Input`] when any problem is with the input, else `Unsupported`.
+    pub fn kind(&self) -> ProblemKind {
+        if self.0.iter().any(|p| p.kind == ProblemKind::Input) {
+            ProblemKind::Input
+        } else {
+            ProblemKind::Unsupported
+        }
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<&str> = self.0.iter().map(|p| p.text.as_str()).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+fn problem(kind: ProblemKind, text: String) -> Problem {
+    Problem { kind, text }
+}
+
+/// Key-independent checks, and ids that repeat inside the import (both are refused: which
+/// of two seeds is meant cannot be guessed).
+pub fn prepare(accounts: Vec<Planned>) -> Result<Vec<Planned>, Problems> {
+    let mut problems = Vec::new();
+    let mut first_seen: HashMap<Vec<u8>, &Location> = HashMap::new();
+    for account in &accounts {
+        if let Err(error) = account.data.validate() {
+            problems.push(problem(
+                ProblemKind::Input,
+                format!("{}: {error}", account.at),
+            ));
+            continue;
+        }
+        if account.data.id.issuer.as_deref() == Some(STEAM_ISSUER)
+            && account.data.oath_type == OathType::Totp
+            && (account.data.id.period != 30 || account.data.algorithm != HashAlgorithm::Sha1)
+        {
+            problems.push(problem(
+                ProblemKind::Input,
+                format!(
+                    "{}: {}: a Steam account must be SHA1 with a 30 s period",
+                    account.at,
+                    account.id()
+                ),
+            ));
+        }
+        match first_seen.get(&account.data.id.to_bytes()) {
+            Some(first) => problems.push(problem(
+                ProblemKind::Input,
+                format!(
+                    "{}: {}: the same id as {first}; an id can be added once",
+                    account.at,
+                    account.id()
+                ),
+            )),
+            None => {
+                first_seen.insert(account.data.id.to_bytes(), &account.at);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(accounts)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// What the plan needs to know about one key: a label for messages, its quirks and the
+/// accounts on it now.
+pub struct KeyView<'a> {
+    pub label: &'a str,
+    pub quirks: &'a Quirks,
+    pub existing: &'a [Credential],
+}
+
+/// One PUT: `index` into the planned accounts; `replaces` when the id exists (`--force`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Write {
+    pub index: usize,
+    pub replaces: bool,
+}
+
+/// The writes for one key, in input order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPlan {
+    pub writes: Vec<Write>,
+}
+
+/// Plan `accounts` (already [`prepare`]d) onto one key.
+pub fn plan_key(accounts: &[Planned], key: &KeyView, force: bool) -> Result<KeyPlan, Problems> {
+    let mut problems = Vec::new();
+    let mut writes = Vec::new();
+    let quirks = key.quirks;
+    for (index, account) in accounts.iter().enumerate() {
+        let data = &account.data;
+        let place = format!("key {}: {}: {}", key.label, account.at, account.id());
+        let mut refuse = |kind, why: &str| problems.push(problem(kind, format!("{place}: {why}")));
+        let id_len = data.id.to_bytes().len();
+        if id_len > quirks.max_id_len {
+            refuse(
+                ProblemKind::Unsupported,
+                &format!(
+                    "the id is {id_len} bytes; this key stores at most {}",
+                    quirks.max_id_len
+                ),
+            );
+        }
+        if data.algorithm == HashAlgorithm::Sha512 && !quirks.sha512 {
+            refuse(
+                ProblemKind::Unsupported,
+                "this key does not support SHA-512",
+            );
+        }
+        if data.touch && !quirks.touch {
+            refuse(
+                ProblemKind::Unsupported,
+                "this key does not support require-touch accounts",
+            );
+        }
+        if is_steam(data) && !quirks.steam() {
+            refuse(
+                ProblemKind::Unsupported,
+                "this key cannot compute Steam codes (no full or raw HMAC response)",
+            );
+        }
+        let replaces = key.existing.iter().any(|c| c.raw_id == data.id.to_bytes());
+        if replaces && !force {
+            refuse(
+                ProblemKind::Input,
+                "already on the key (use --force to replace it)",
+            );
+        }
+        writes.push(Write { index, replaces });
+    }
+    let new = writes.iter().filter(|w| !w.replaces).count();
+    if let Some(capacity) = quirks.capacity
+        && key.existing.len() + new > capacity
+    {
+        problems.push(problem(
+            ProblemKind::Unsupported,
+            format!(
+                "key {}: {new} new accounts do not fit: {} of {capacity} places are used",
+                key.label,
+                key.existing.len()
+            ),
+        ));
+    }
+    if problems.is_empty() {
+        Ok(KeyPlan { writes })
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// Steam accounts as Yubico's tools mark them.
+pub fn is_steam(data: &CredentialData) -> bool {
+    data.oath_type == OathType::Totp && data.id.issuer.as_deref() == Some(STEAM_ISSUER)
+}

@@ -1,0 +1,321 @@
+//! Every import fixture through the real binary, against an emulated YubiKey behind pcscd:
+//! each good export adds exactly its accounts (checked by id and by RFC code at unix time
+//! 1700000000); each malformed input is refused with exit 2, one `error:` line per problem
+//! naming where, the key unchanged, and no six-character piece of any seed or password in
+//! the output. Fixtures: tests/data/import/ (see the README files there).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::TestBed;
+use common::cli::{CliRun, run_cli};
+
+const AT: &str = "1700000000";
+const PASSWORD: &str = "correct horse battery staple";
+/// Base32 of `handed-case-key-000N`, N = 1..=5.
+const SEEDS: [&str; 5] = [
+    "NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBR",
+    "NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBS",
+    "NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBT",
+    "NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBU",
+    "NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBV",
+];
+
+fn fixture(path: &str) -> String {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/data/import", path]
+        .iter()
+        .collect();
+    assert!(path.exists(), "missing fixture {}", path.display());
+    path.display().to_string()
+}
+
+fn assert_quiet(what: &str, run: &CliRun) {
+    let secrets = SEEDS.iter().copied().chain([PASSWORD]);
+    for secret in secrets {
+        for window in secret.as_bytes().windows(6) {
+            let window = std::str::from_utf8(window).expect("ascii");
+            for text in [&run.stdout, &run.stderr] {
+                assert!(!text.contains(window), "{what}: output holds {window:?}: {text}");
+            }
+        }
+    }
+}
+
+struct Key {
+    bed: TestBed,
+}
+
+impl Key {
+    fn new() -> Key {
+        let mut bed = TestBed::start();
+        bed.attach_card(0, &["--profile", "yubikey"]);
+        Key { bed }
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> CliRun {
+        let mut all = vec!["--direct"];
+        all.extend_from_slice(args);
+        let run = run_cli(&self.bed, &all, stdin);
+        assert_quiet(&format!("{args:?}"), &run);
+        run
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let run = self.run(&["list", "-H"], "");
+        assert_eq!(run.code, 0, "list: {}", run.stderr);
+        let mut ids: Vec<String> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.split("  ").next())
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn reset(&self) {
+        let run = self.run(&["reset", "--force"], "");
+        assert_eq!(run.code, 0, "reset: {}", run.stderr);
+    }
+
+    fn code(&self, id: &str) -> String {
+        let run = self.run(&["code", id, "--exact", "--at", AT, "-s"], "");
+        assert_eq!(run.code, 0, "code {id}: {}", run.stderr);
+        run.stdout.trim().to_owned()
+    }
+
+    /// Refused with exit 2, exactly `lines` (in order, each after `error: `), key unchanged.
+    fn refused(&self, what: &str, args: &[&str], stdin: &str, lines: &[&str]) {
+        let before = self.ids();
+        let run = self.run(args, stdin);
+        assert_eq!(run.code, 2, "{what}: exit {}: {}", run.code, run.stderr);
+        let got: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(got.len(), lines.len(), "{what}: {}", run.stderr);
+        for (line, want) in got.iter().zip(lines) {
+            assert!(line.starts_with("error: "), "{what}: {line}");
+            assert!(line.ends_with(want), "{what}: {line:?} does not end with {want:?}");
+        }
+        assert_eq!(self.ids(), before, "{what}: the key changed");
+    }
+}
+
+#[test]
+fn every_app_export_adds_exactly_its_accounts() {
+    let key = Key::new();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "apps/aegis-plain.json",
+            &["Example:alice@example.com", "Forge:bob", "Steam:frank"],
+            "",
+        ),
+        ("apps/aegis-encrypted.json", &["60/Mail:dave", "erin"], PASSWORD),
+        (
+            "apps/2fas.2fas",
+            &["Example:alice@example.com", "Forge:bob", "Steam:frank"],
+            "",
+        ),
+        (
+            "apps/andotp.json",
+            &["Example:alice@example.com", "Forge:bob", "Steam:frank"],
+            "",
+        ),
+        (
+            "apps/bitwarden.json",
+            &["Example:alice@example.com", "Forge:bob", "Steam:frank"],
+            "",
+        ),
+        (
+            "apps/freeotp-plus.json",
+            &["Example:alice@example.com", "Forge:bob"],
+            "",
+        ),
+    ];
+    for (file, ids, stdin) in cases {
+        key.reset();
+        let path = fixture(file);
+        let run = key.run(&["add", "--from", &path], &format!("{stdin}\n"));
+        assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+        let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        // The README names Steam accounts by their exports' names; compare issuers only.
+        let got = key.ids();
+        assert_eq!(got.len(), want.len(), "{file}: {got:?}");
+        for id in ids.iter().filter(|id| !id.starts_with("Steam:")) {
+            assert!(got.contains(&id.to_string()), "{file}: {id} missing from {got:?}");
+        }
+        if ids.contains(&"Example:alice@example.com") && !file.contains("freeotp") {
+            assert_eq!(key.code("Example:alice@example.com"), "490998", "{file}");
+        }
+        if let Some(steam) = got.iter().find(|id| id.starts_with("Steam:")) {
+            assert_eq!(key.code(steam).len(), 5, "{file}: Steam code");
+        }
+    }
+}
+
+#[test]
+fn malformed_app_exports_are_refused_where_they_are_wrong() {
+    let key = Key::new();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "apps/aegis-bad-digits.json",
+            "",
+            &["aegis-bad-digits.json: entry 2: info.digits: expected 6, 7 or 8"],
+        ),
+        (
+            "apps/aegis-encrypted-tampered.json",
+            PASSWORD,
+            &["aegis-encrypted-tampered.json: db: the vault is damaged (its contents fail the integrity check)"],
+        ),
+        (
+            "apps/aegis-encrypted.json",
+            "not the password",
+            &["aegis-encrypted.json: wrong password, or the vault is damaged"],
+        ),
+        (
+            "apps/andotp-truncated.json",
+            "",
+            &["andotp-truncated.json: line 19: the JSON ends too early (column 0)"],
+        ),
+        (
+            "apps/andotp-bad-fields.json",
+            "",
+            &[
+                "andotp-bad-fields.json: entry 1: algorithm: empty",
+                "andotp-bad-fields.json: entry 1: period: expected whole seconds from 1 to 300",
+                "andotp-bad-fields.json: entry 2: secret: not valid base32 (character 9)",
+                "andotp-bad-fields.json: entry 2: counter: expected a whole number from 0 to 4294967295",
+                "andotp-bad-fields.json: entry 3: type: unknown type (expected TOTP, HOTP or STEAM)",
+                "andotp-bad-fields.json: entry 3: label: missing",
+            ],
+        ),
+        (
+            "apps/2fas-encrypted.2fas",
+            "",
+            &["2fas-encrypted.2fas: encrypted 2FAS backups are not supported: export again without a password"],
+        ),
+        (
+            "apps/bitwarden-encrypted.json",
+            "",
+            &["bitwarden-encrypted.json: encrypted Bitwarden exports are not supported: export again as unencrypted JSON"],
+        ),
+        (
+            "apps/freeotp-plus-bad-secret.json",
+            "",
+            &["freeotp-plus-bad-secret.json: entry 2: secret: expected a list of bytes (-128 to 127)"],
+        ),
+        (
+            "apps/unknown-kind.json",
+            "",
+            &["unknown-kind.json: JSON of an unknown kind (expected an export of Aegis, 2FAS, andOTP, Bitwarden or FreeOTP+)"],
+        ),
+    ];
+    for (file, stdin, lines) in cases {
+        let path = fixture(file);
+        key.refused(file, &["add", "--from", &path], &format!("{stdin}\n"), lines);
+    }
+}
+
+#[test]
+fn malformed_text_inputs_name_the_line_entry_and_field() {
+    let key = Key::new();
+    let good = format!("otpauth://totp/Example:carol@example.com?secret={}", SEEDS[0]);
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "truncated URI",
+            format!("{good}\r\notpauth://totp/x?secr"),
+            vec!["stdin: line 2: secret: missing".into()],
+        ),
+        (
+            "huge digits",
+            format!("{good}\notpauth://totp/x?secret={}&digits=99999999999999", SEEDS[1]),
+            vec!["stdin: line 2: digits: expected 6, 7 or 8".into()],
+        ),
+        (
+            "huge period and counter",
+            format!(
+                "otpauth://totp/x?secret={}&period=100000\notpauth://hotp/y?secret={}&counter=4294967296",
+                SEEDS[1], SEEDS[2]
+            ),
+            vec![
+                "stdin: line 1: period: expected whole seconds from 1 to 300".into(),
+                "stdin: line 2: counter: expected a whole number from 0 to 4294967295".into(),
+            ],
+        ),
+        (
+            "empty values",
+            format!("otpauth://totp/x?secret={}&issuer=&digits=6", SEEDS[1]),
+            vec!["stdin: line 1: issuer: empty value".into()],
+        ),
+        (
+            "bad percent-encoding",
+            format!("otpauth://totp/a%2?secret={}\notpauth://totp/b?secret={}%G0", SEEDS[1], SEEDS[2]),
+            vec![
+                "stdin: line 1: name: invalid percent-encoding".into(),
+                "stdin: line 2: secret: invalid percent-encoding".into(),
+            ],
+        ),
+        (
+            "wrong field types",
+            format!("otpauth://totp/x?secret={}&period=thirty&algorithm=SHA3", SEEDS[1]),
+            vec!["stdin: line 1: algorithm: expected SHA1, SHA256 or SHA512".into()],
+        ),
+        (
+            "seed with a bad character",
+            format!("otpauth://totp/x?secret={}1", SEEDS[1]),
+            vec!["stdin: line 1: secret: not base32: invalid character at position 33".into()],
+        ),
+        (
+            "unknown line",
+            format!("{good}\nhttps://example.com/{}", SEEDS[1]),
+            vec!["stdin: line 2: not an otpauth:// or otpauth-migration:// URI (a bare secret must be alone)".into()],
+        ),
+        (
+            "migration with bad base64",
+            "otpauth-migration://offline?data=CjQKF!!".to_owned(),
+            vec!["stdin: line 1: data: not valid base64".into()],
+        ),
+        (
+            "a name that cannot read back",
+            format!("otpauth://totp/%3Aa:b?secret={}", SEEDS[1]),
+            vec!["stdin: line 1: name contains ':' but there is no issuer: give one as ISSUER:NAME".into()],
+        ),
+    ];
+    for (what, stdin, lines) in cases {
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        key.refused(what, &["add", "--from", "-"], &stdin, &lines);
+    }
+    // An image format we cannot read is named as such, not taken for text.
+    let tiff = b"II*\0\x08\0\0\0\0\0\0\0";
+    let path = key.bed.dir().join("scan.tif");
+    std::fs::write(&path, tiff).expect("write");
+    let path = path.display().to_string();
+    key.refused(
+        "TIFF",
+        &["add", "--from", &path],
+        "",
+        &["scan.tif: unsupported image format TIFF (save it as PNG or JPEG)"],
+    );
+}
+
+#[test]
+fn dry_run_plans_and_writes_nothing() {
+    let key = Key::new();
+    let path = fixture("apps/aegis-plain.json");
+    let run = key.run(&["--json", "add", "--from", &path, "--dry-run"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON plan");
+    let rows = plan.as_array().expect("array");
+    assert_eq!(rows.len(), 3, "{plan}");
+    assert!(rows.iter().all(|r| r["action"] == "add"), "{plan}");
+    assert!(key.ids().is_empty(), "dry run wrote");
+    let run = key.run(&["add", "--from", &path], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = key.run(&["add", "--from", &path, "--dry-run", "--force"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().filter(|l| l.starts_with("replace ")).count(), 3);
+    // Without --force, every existing id is a problem, all reported at once.
+    let run = key.run(&["add", "--from", &path, "--dry-run"], "");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 3, "{}", run.stderr);
+}
