@@ -1,4 +1,4 @@
-//! Our client against real YubiKey 5.4.3 answers (../shared/data/yubikey-5.4.3-traces).
+//! Our client against real YubiKey 5.4.3 answers (tests/data/yubikey-5.4.3-traces, Apache-2.0, see the README there).
 //!
 //! The traces were recorded by another client (yawn/ykoath). Here our decoders read the
 //! key's real responses, our encoder must produce the same PUT bytes, and a `Session`
@@ -24,7 +24,7 @@ struct Exchange {
 }
 
 fn trace_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/yubikey-5.4.3-traces");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/yubikey-5.4.3-traces");
     assert!(
         dir.is_dir(),
         "golden traces missing at {} (shared/ must sit beside the checkout)",

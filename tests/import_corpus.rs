@@ -285,6 +285,15 @@ fn malformed_text_inputs_name_the_line_entry_and_field() {
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         key.refused(what, &["add", "--from", "-"], &stdin, &lines);
     }
+    // Logs at the most verbose level say no more about the input than the errors do.
+    let bad = format!("{good}\notpauth://totp/x?secret={}&digits=5", SEEDS[1]);
+    let run = key.run(&["-vvv", "add", "--from", "-"], &bad);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let path = fixture("apps/aegis-encrypted.json");
+    let run = key.run(&["-vvv", "add", "--from", &path], "wrong password\n");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = key.run(&["-vvv", "add", "--from", &path, "--dry-run"], &format!("{PASSWORD}\n"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
     // An image format we cannot read is named as such, not taken for text.
     let tiff = b"II*\0\x08\0\0\0\0\0\0\0";
     let path = key.bed.dir().join("scan.tif");

@@ -1,4 +1,4 @@
-//! Replays the real YubiKey 5.4.3 traces in `shared/data/yubikey-5.4.3-traces` against a
+//! Replays the real YubiKey 5.4.3 traces in `tests/data/yubikey-5.4.3-traces` (Apache-2.0, provenance in its README) against a
 //! fresh yubikey-profile card.
 //!
 //! Everything is compared byte for byte except the random values of a real key:
@@ -20,7 +20,7 @@ use super::{Card, CardConfig};
 use crate::oath::tlv;
 
 fn trace_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/yubikey-5.4.3-traces")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/yubikey-5.4.3-traces")
 }
 
 struct Exchange {

@@ -136,3 +136,47 @@ pub fn combine(sources: Vec<Parsed>) -> Result<(Vec<AccountSpec>, Vec<String>), 
     notes.extend(batch_notes);
     Ok((accounts, notes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::NoPasswords;
+    use proptest::prelude::*;
+
+    /// Base32 seeds of 20 random bytes.
+    fn seed() -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<u8>(), 20)
+            .prop_map(|bytes| data_encoding::BASE32_NOPAD.encode(&bytes))
+    }
+
+    fn assert_no_window(text: &str, seed: &str) -> Result<(), TestCaseError> {
+        for window in seed.as_bytes().windows(6) {
+            let window = std::str::from_utf8(window).unwrap_or_default();
+            prop_assert!(!text.contains(window), "{window} in {text}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// A seed inside a damaged input never shows up in what the pipeline says about it.
+        #[test]
+        fn seeds_in_malformed_inputs_are_never_echoed(
+            seed in seed(),
+            label in "[A-Za-z0-9:%@ ]{0,12}",
+            junk in "[A-Za-z0-9=&%#?:/+ \r\n]{0,24}",
+            cut in 0usize..160,
+            insert in 0usize..160,
+        ) {
+            let uri = format!(
+                "otpauth://totp/{label}?secret={seed}&digits=6{junk}\r\notpauth-migration://offline?data={seed}{junk}\n{seed}{junk}"
+            );
+            let mut bytes = uri.into_bytes();
+            bytes.truncate(cut.max(20).min(bytes.len()));
+            let at = insert.min(bytes.len());
+            bytes.splice(at..at, b"%Z\r\n&digits=".iter().copied());
+            if let Err(errors) = parse_source(&bytes, &Location::source("input"), &mut NoPasswords) {
+                assert_no_window(&errors.to_string(), &seed)?;
+            }
+        }
+    }
+}

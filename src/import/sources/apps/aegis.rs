@@ -16,7 +16,7 @@
 use zeroize::Zeroizing;
 
 use super::aegis_vault;
-use super::fields::{Found, Kind, Reader};
+use super::fields::{self, Kind, Reader};
 use super::json::{self, Json, Obj};
 use crate::import::{AccountSpec, InputErrors, Location, Passwords};
 
@@ -72,27 +72,14 @@ fn parse_content(db: &Obj, at: &Location) -> Result<Vec<AccountSpec>, InputError
     let Some(entries) = top.list(db, "entries") else {
         return Err(InputErrors(top.errors));
     };
-    let mut found = Found::default();
-    for (index, entry) in entries.iter().enumerate() {
-        let mut reader = Reader::new(at.at_entry(index + 1));
-        let Some(entry) = Obj::new(entry, "") else {
-            reader
-                .errors
-                .push(reader.at.error(None, "expected an object"));
-            found.errors.extend(reader.errors);
-            continue;
-        };
-        let kind = entry_kind(&mut reader, &entry);
-        let name = reader.name(&entry, "name");
-        let issuer = reader.non_empty(&entry, "issuer");
-        let Some(info) = reader.object(&entry, "info", true) else {
-            found.errors.extend(reader.errors);
-            continue;
-        };
+    let found = fields::each_entry(entries, at, |reader, entry| {
+        let kind = entry_kind(reader, entry);
+        let name = reader.name(entry, "name");
+        let issuer = reader.non_empty(entry, "issuer");
+        let info = reader.object(entry, "info", true)?;
         let secret = reader.base32_secret(&info, "secret");
-        let account = reader.account(kind, &info, "algo", issuer, name, secret);
-        reader.finish(account, &mut found);
-    }
+        Some(reader.account(kind, &info, "algo", issuer, name, secret))
+    });
     found.into_result(at, "db.entries")
 }
 

@@ -9,8 +9,8 @@
 //! `algorithm`, `digits`, `period` and `counter` mean TOTP, SHA1, 6, 30 s and 0. Encrypted
 //! andOTP backups are binary, not JSON, and do not reach this reader.
 
-use super::fields::{Found, Reader};
-use super::json::{Json, Obj};
+use super::fields;
+use super::json::Json;
 use crate::import::{AccountSpec, InputErrors, Location};
 
 /// True for a non-empty list of objects.
@@ -19,23 +19,13 @@ pub(super) fn is_backup(items: &[Json]) -> bool {
 }
 
 pub(super) fn parse(entries: &[Json], at: &Location) -> Result<Vec<AccountSpec>, InputErrors> {
-    let mut found = Found::default();
-    for (index, entry) in entries.iter().enumerate() {
-        let mut reader = Reader::new(at.at_entry(index + 1));
-        let Some(entry) = Obj::new(entry, "") else {
-            reader
-                .errors
-                .push(reader.at.error(None, "expected an object"));
-            found.errors.extend(reader.errors);
-            continue;
-        };
-        let kind = reader.kind(&entry, "type");
-        let secret = reader.base32_secret(&entry, "secret");
-        let name = reader.name(&entry, "label");
-        let issuer = reader.non_empty(&entry, "issuer");
-        let account = reader.account(kind, &entry, "algorithm", issuer, name, secret);
-        reader.finish(account, &mut found);
-    }
+    let found = fields::each_entry(entries, at, |reader, entry| {
+        let kind = reader.kind(entry, "type");
+        let secret = reader.base32_secret(entry, "secret");
+        let name = reader.name(entry, "label");
+        let issuer = reader.non_empty(entry, "issuer");
+        Some(reader.account(kind, entry, "algorithm", issuer, name, secret))
+    });
     found.into_result(at, "entries")
 }
 

@@ -14,7 +14,7 @@
 
 use zeroize::Zeroizing;
 
-use super::fields::{self, Found, Reader, secret_problem};
+use super::fields::{self, Reader, secret_problem};
 use super::json::{Json, Obj};
 use crate::import::{AccountSpec, InputErrors, Location};
 use crate::otp::{HashAlgorithm, OathType, OtpAuthUri, UriError, parse_otpauth_uri};
@@ -37,28 +37,12 @@ pub(super) fn parse(root: &Obj, at: &Location) -> Result<Vec<AccountSpec>, Input
     let Some(items) = top.list(root, "items") else {
         return Err(InputErrors(top.errors));
     };
-    let mut found = Found::default();
-    for (index, item) in items.iter().enumerate() {
-        let mut reader = Reader::new(at.at_entry(index + 1));
-        let Some(item) = Obj::new(item, "") else {
-            reader
-                .errors
-                .push(reader.at.error(None, "expected an object"));
-            found.errors.extend(reader.errors);
-            continue;
-        };
+    let found = fields::each_entry(items, at, |reader, item| {
         // Cards, notes and identities have no `login`.
-        let Some(login) = reader.object(&item, "login", false) else {
-            found.errors.extend(reader.errors);
-            continue;
-        };
-        let Some(totp) = reader.text(&login, "totp") else {
-            found.errors.extend(reader.errors);
-            continue;
-        };
-        let account = item_account(&mut reader, &item, &login, totp);
-        reader.finish(account, &mut found);
-    }
+        let login = reader.object(item, "login", false)?;
+        let totp = reader.text(&login, "totp")?;
+        Some(item_account(reader, item, &login, totp))
+    });
     if found.accounts.is_empty() && found.errors.is_empty() {
         return Err(at.error(Some("items"), "no item with a TOTP secret").into());
     }

@@ -358,3 +358,28 @@ impl Found {
         }
     }
 }
+
+/// Reads every entry of `list` (numbered from 1 at `at`) with `parse_one`, which gives the
+/// entry's account, or None for an entry without one (its problems, if any, are reported). An
+/// entry that is not an object is a problem; an entry with any problem gives no account.
+pub(super) fn each_entry(
+    list: &[Json],
+    at: &Location,
+    mut parse_one: impl FnMut(&mut Reader, &Obj) -> Option<OtpAuthUri>,
+) -> Found {
+    let mut found = Found::default();
+    for (index, entry) in list.iter().enumerate() {
+        let mut reader = Reader::new(at.at_entry(index + 1));
+        let Some(entry) = Obj::new(entry, "") else {
+            found
+                .errors
+                .push(reader.at.error(None, "expected an object"));
+            continue;
+        };
+        match parse_one(&mut reader, &entry) {
+            Some(account) => reader.finish(account, &mut found),
+            None => found.errors.extend(reader.errors),
+        }
+    }
+    found
+}

@@ -14,7 +14,7 @@
 
 use zeroize::Zeroizing;
 
-use super::fields::{Found, Kind, Reader};
+use super::fields::{self, Kind, Reader};
 use super::json::{Json, Obj};
 use crate::import::{AccountSpec, InputErrors, Location};
 use crate::otp::STEAM_ISSUER;
@@ -31,27 +31,17 @@ pub(super) fn parse(root: &Obj, at: &Location) -> Result<Vec<AccountSpec>, Input
     let Some(tokens) = top.list(root, "tokens") else {
         return Err(InputErrors(top.errors));
     };
-    let mut found = Found::default();
-    for (index, token) in tokens.iter().enumerate() {
-        let mut reader = Reader::new(at.at_entry(index + 1));
-        let Some(token) = Obj::new(token, "") else {
-            reader
-                .errors
-                .push(reader.at.error(None, "expected an object"));
-            found.errors.extend(reader.errors);
-            continue;
-        };
-        let issuer = reader.non_empty(&token, "issuerExt");
-        let kind = reader.kind(&token, "type");
+    let found = fields::each_entry(tokens, at, |reader, token| {
+        let issuer = reader.non_empty(token, "issuerExt");
+        let kind = reader.kind(token, "type");
         let kind = match (kind, issuer.as_deref()) {
             (Some(Kind::Totp), Some(STEAM_ISSUER)) => Some(Kind::Steam),
             (kind, _) => kind,
         };
-        let secret = byte_secret(&mut reader, &token, "secret");
-        let name = reader.name(&token, "label");
-        let account = reader.account(kind, &token, "algo", issuer, name, secret);
-        reader.finish(account, &mut found);
-    }
+        let secret = byte_secret(reader, token, "secret");
+        let name = reader.name(token, "label");
+        Some(reader.account(kind, token, "algo", issuer, name, secret))
+    });
     found.into_result(at, "tokens")
 }
 

@@ -12,7 +12,7 @@
 //! `otp` and its fields are optional: TOTP, SHA1, 6 digits, 30 s, counter 0. A backup
 //! encrypted with a password (`servicesEncrypted`) is refused.
 
-use super::fields::{Found, Reader};
+use super::fields::{self, Reader};
 use super::json::{Json, Obj};
 use crate::import::{AccountSpec, InputErrors, Location};
 
@@ -41,28 +41,15 @@ pub(super) fn parse(root: &Obj, at: &Location) -> Result<Vec<AccountSpec>, Input
             return Err(InputErrors(top.errors));
         }
     };
-    let mut found = Found::default();
-    for (index, service) in services.iter().enumerate() {
-        let mut reader = Reader::new(at.at_entry(index + 1));
-        let Some(service) = Obj::new(service, "") else {
-            reader
-                .errors
-                .push(reader.at.error(None, "expected an object"));
-            found.errors.extend(reader.errors);
-            continue;
-        };
+    let found = fields::each_entry(services, at, |reader, service| {
         // Without `otp`, its fields are read from an empty object and take their defaults.
         let empty = Json::Object(Vec::new());
-        let Some(otp) = reader
-            .object(&service, "otp", false)
-            .or_else(|| Obj::new(&empty, "otp."))
-        else {
-            found.errors.extend(reader.errors);
-            continue;
-        };
+        let otp = reader
+            .object(service, "otp", false)
+            .or_else(|| Obj::new(&empty, "otp."))?;
         let kind = reader.kind(&otp, "tokenType");
-        let secret = reader.base32_secret(&service, "secret");
-        let service_name = reader.non_empty(&service, "name");
+        let secret = reader.base32_secret(service, "secret");
+        let service_name = reader.non_empty(service, "name");
         let otp_issuer = reader.non_empty(&otp, "issuer");
         let account = reader.non_empty(&otp, "account");
         let label = reader.non_empty(&otp, "label");
@@ -74,9 +61,8 @@ pub(super) fn parse(root: &Obj, at: &Location) -> Result<Vec<AccountSpec>, Input
                 (None, String::new())
             }
         };
-        let account = reader.account(kind, &otp, "algorithm", issuer, name, secret);
-        reader.finish(account, &mut found);
-    }
+        Some(reader.account(kind, &otp, "algorithm", issuer, name, secret))
+    });
     found.into_result(at, "services")
 }
 
