@@ -2,7 +2,7 @@
 //! `SCardGetStatusChange` on every reader plus `\\?PnP?\Notification`. Only while pcscd is
 //! not running at all does it retry, once a second, to reconnect.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use pcsc::{Context, PNP_NOTIFICATION, ReaderState, Scope, State};
@@ -60,6 +60,9 @@ fn watch(
 ) -> Result<(), Closed> {
     info!("watching pcscd for keys");
     let mut states = vec![ReaderState::new(PNP_NOTIFICATION(), State::UNAWARE)];
+    // pcsc-lite's per-reader event counter at the last look: a card still present with
+    // another count was pulled and plugged back while we did not look (a frozen daemon).
+    let mut counts: HashMap<String, u32> = HashMap::new();
     let send = |event: PcscEvent| events.send(event).map_err(|_| Closed);
     loop {
         // Readers that went away take their cards with them.
@@ -101,7 +104,16 @@ fn watch(
             let name = state.name().to_string_lossy().into_owned();
             let event = state.event_state();
             let has_card = event.contains(State::PRESENT) && !event.contains(State::MUTE);
-            if has_card && present.insert(name.clone()) {
+            let count = state.event_count();
+            let replugged = has_card
+                && present.contains(&name)
+                && counts.get(&name).is_some_and(|last| *last != count);
+            counts.insert(name.clone(), count);
+            if replugged {
+                info!(reader = name, "card pulled and plugged back unseen");
+                send(PcscEvent::CardRemoved(name.clone()))?;
+                send(PcscEvent::CardInserted(name))?;
+            } else if has_card && present.insert(name.clone()) {
                 send(PcscEvent::CardInserted(name))?;
             } else if !has_card && present.remove(&name) {
                 send(PcscEvent::CardRemoved(name))?;

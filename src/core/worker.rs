@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::error::CoreError;
 use crate::emulator::{Card, EmulatorTransport};
@@ -22,7 +22,7 @@ use crate::oath::{
     Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport, Version,
 };
 use crate::otp::OathType;
-use crate::transport::pcsc::Pcsc;
+use crate::transport::pcsc::{Insertion, Pcsc};
 
 /// How to reach a key.
 #[derive(Clone)]
@@ -101,6 +101,7 @@ impl DeviceHandle {
             pcsc: None,
             info,
             access_key: None,
+            unlocked_in: None,
             cache: None,
             failed_unlocks: 0,
             next_unlock_at: None,
@@ -148,6 +149,9 @@ pub struct Worker {
     info: DeviceInfo,
     /// The derived password key, kept in memory while the key stays plugged in.
     access_key: Option<AccessKey>,
+    /// The insertion the access key belongs to: a card that left the reader since (even
+    /// while the daemon was frozen, e.g. in a suspend) must be unlocked again.
+    unlocked_in: Option<Insertion>,
     cache: Option<CachedCodes>,
     failed_unlocks: u32,
     next_unlock_at: Option<Instant>,
@@ -221,6 +225,40 @@ impl Worker {
             .store(self.access_key.is_some(), Ordering::Relaxed);
     }
 
+    /// The card's insertion now (None for virtual keys, or when pcscd cannot tell).
+    fn insertion(&mut self) -> Option<Insertion> {
+        let Link::Pcsc { reader } = &self.link else {
+            return None;
+        };
+        if self.pcsc.is_none() {
+            self.pcsc = Pcsc::establish().ok();
+        }
+        self.pcsc.as_ref()?.insertion(reader).ok()
+    }
+
+    /// Keep `key` as this insertion's access key.
+    fn keep_access_key(&mut self, key: AccessKey, insertion: Option<Insertion>) {
+        self.access_key = Some(key);
+        self.unlocked_in = insertion;
+        self.cache = None;
+    }
+
+    /// Drop the access key (and codes made with it) if the card left its reader since it
+    /// was unlocked: the event counter or ATR changed, or pcscd no longer sees the card.
+    fn check_insertion(&mut self) {
+        if self.access_key.is_none() || !matches!(self.link, Link::Pcsc { .. }) {
+            return;
+        }
+        let now = self.insertion();
+        if now.is_none() || now != self.unlocked_in {
+            info!(
+                device = self.info.id,
+                "the key left its reader since it was unlocked; locked again"
+            );
+            self.lock();
+        }
+    }
+
     /// One operation: transaction, SELECT, VALIDATE with the key in memory, then `action`.
     fn session<R>(
         &mut self,
@@ -229,6 +267,7 @@ impl Worker {
         if matches!(self.link, Link::Pcsc { .. }) && self.pcsc.is_none() {
             self.pcsc = Some(Pcsc::establish()?);
         }
+        self.check_insertion();
         let access_key = self.access_key.clone();
         let mut action = Some(action);
         let mut info = None;
@@ -274,6 +313,8 @@ impl Worker {
     pub fn codes(&mut self, timestamp: Option<u64>) -> Result<Vec<CodeEntry>, CoreError> {
         let now = timestamp.unwrap_or_else(crate::clock::unix_now);
         let step = now / u64::from(DEFAULT_PERIOD);
+        // Cached codes of a password-protected key are only as good as its insertion.
+        self.check_insertion();
         if timestamp.is_none()
             && let Some(cache) = &self.cache
             && cache.step == step
@@ -375,7 +416,8 @@ impl Worker {
             )));
         }
         self.access_key = None;
-        let password = password.to_owned();
+        let insertion = self.insertion();
+        let password = zeroize::Zeroizing::new(password.to_owned());
         let result = with_pcsc(self, move |session| {
             if !session.has_password() {
                 return Err(CoreError::InvalidInput(
@@ -388,8 +430,7 @@ impl Worker {
             Ok(key) => {
                 self.failed_unlocks = 0;
                 self.next_unlock_at = None;
-                self.access_key = Some(key);
-                self.cache = None;
+                self.keep_access_key(key, insertion);
                 Ok(())
             }
             Err(error) => {
@@ -414,11 +455,11 @@ impl Worker {
         }
         access_key.copy_from_slice(key);
         let candidate = access_key.clone();
+        let insertion = self.insertion();
         with_pcsc(self, move |session| {
             Ok(session.validate(candidate.as_ref())?)
         })?;
-        self.access_key = Some(access_key);
-        self.cache = None;
+        self.keep_access_key(access_key, insertion);
         Ok(())
     }
 
@@ -435,7 +476,8 @@ impl Worker {
         if self.info.has_password && self.access_key.is_none() {
             self.unlock(current)?;
         }
-        let new = new.to_owned();
+        let insertion = self.insertion();
+        let new = zeroize::Zeroizing::new(new.to_owned());
         let key = self.session(move |session| {
             if new.is_empty() {
                 session.clear_password()?;
@@ -445,14 +487,22 @@ impl Worker {
             }
         })?;
         self.info.has_password = key.is_some();
-        self.access_key = key;
-        self.cache = None;
+        match key {
+            Some(key) => self.keep_access_key(key, insertion),
+            None => self.lock(),
+        }
         Ok(())
     }
 
     /// Drop the key from memory.
     pub fn lock(&mut self) {
         self.access_key = None;
+        self.unlocked_in = None;
+        self.cache = None;
+    }
+
+    /// Forget the cached codes (session locked, suspend): the next request asks the key.
+    pub fn clear_cache(&mut self) {
         self.cache = None;
     }
 

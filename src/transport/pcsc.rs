@@ -4,7 +4,9 @@
 
 use std::ffi::CString;
 
-use pcsc::{Context, Disposition, Protocols, Scope, ShareMode};
+use std::time::Duration;
+
+use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
 use thiserror::Error;
 use tracing::{debug, warn};
 
@@ -84,6 +86,24 @@ impl Pcsc {
         Ok(matching)
     }
 
+    /// Which physical insertion the card in `reader` is: pcsc-lite's per-reader event
+    /// counter (upper 16 bits of `dwEventState`, bumped on every insertion and removal) and
+    /// the ATR. Asks pcscd only (`SCardGetStatusChange` with a zero timeout); no card I/O.
+    pub fn insertion(&self, reader: &str) -> Result<Insertion, PcscError> {
+        let name = CString::new(reader).map_err(|_| PcscError::BadReaderName)?;
+        let mut states = [ReaderState::new(name, State::UNAWARE)];
+        self.context
+            .get_status_change(Duration::ZERO, &mut states)?;
+        let state = &states[0];
+        if !state.event_state().contains(State::PRESENT) {
+            return Err(PcscError::NoCard(reader.to_owned()));
+        }
+        Ok(Insertion {
+            events: state.event_count(),
+            atr: state.atr().to_vec(),
+        })
+    }
+
     /// Connect in shared mode to the card in `reader`.
     pub fn connect(&self, reader: &str) -> Result<PcscCard, PcscError> {
         let name = CString::new(reader).map_err(|_| PcscError::BadReaderName)?;
@@ -103,6 +123,14 @@ impl Pcsc {
             reader: reader.to_owned(),
         })
     }
+}
+
+/// One physical insertion of a card (see [`Pcsc::insertion`]): equal values mean the card
+/// has not left the reader in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insertion {
+    pub events: u32,
+    pub atr: Vec<u8>,
 }
 
 /// A shared-mode connection; disconnects with `LeaveCard` when dropped.

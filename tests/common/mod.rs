@@ -35,6 +35,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod keyring;
 pub mod proc;
 
 use std::collections::HashSet;
