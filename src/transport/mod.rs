@@ -1,3 +1,4 @@
 //! Real transports for [`crate::oath::Transport`].
 
+pub mod holders;
 pub mod pcsc;

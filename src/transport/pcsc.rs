@@ -4,7 +4,8 @@
 
 use std::ffi::CString;
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
 use thiserror::Error;
@@ -24,8 +25,9 @@ pub enum PcscError {
     NoMatchingReader(String),
     #[error("the key was removed")]
     CardRemoved,
-    #[error("the key is held exclusively by another program (gpg's scdaemon? ykman?); try again")]
-    SharingViolation,
+    /// Still held after the wait ([`shared_wait`]); names running card users when found.
+    #[error("the key is held exclusively by another program ({}); try again", .0.as_deref().unwrap_or("gpg's scdaemon? ykman?"))]
+    SharingViolation(Option<String>),
     #[error("reader name contains a NUL byte")]
     BadReaderName,
     #[error("PC/SC error: {0}")]
@@ -38,10 +40,26 @@ impl From<pcsc::Error> for PcscError {
             pcsc::Error::NoReadersAvailable => Self::NoReaders,
             pcsc::Error::NoService | pcsc::Error::ServiceStopped => Self::NoService,
             pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => Self::CardRemoved,
-            pcsc::Error::SharingViolation => Self::SharingViolation,
+            pcsc::Error::SharingViolation => Self::SharingViolation(None),
             other => Self::Other(other),
         }
     }
+}
+
+/// Default for [`shared_wait`], in milliseconds.
+pub const DEFAULT_SHARED_WAIT_MS: u64 = 2000;
+
+/// How long a connect waits for another program's exclusive hold to end: 2 s, or
+/// `OATHBRIDGE_SHARED_WAIT_MS` (milliseconds; 0 fails at once).
+pub fn shared_wait() -> Duration {
+    static WAIT: OnceLock<Duration> = OnceLock::new();
+    *WAIT.get_or_init(|| {
+        let ms = std::env::var("OATHBRIDGE_SHARED_WAIT_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_SHARED_WAIT_MS);
+        Duration::from_millis(ms)
+    })
 }
 
 /// A PC/SC context: list readers, connect to a card.
@@ -104,18 +122,36 @@ impl Pcsc {
         })
     }
 
-    /// Connect in shared mode to the card in `reader`.
+    /// Connect in shared mode to the card in `reader`. Another program holding the card
+    /// exclusively for a moment (ykman, scdaemon) is waited for, with a growing pause, for
+    /// up to [`shared_wait`]; a longer hold is [`PcscError::SharingViolation`].
     pub fn connect(&self, reader: &str) -> Result<PcscCard, PcscError> {
         let name = CString::new(reader).map_err(|_| PcscError::BadReaderName)?;
-        let card = match self
-            .context
-            .connect(&name, ShareMode::Shared, Protocols::ANY)
-        {
-            Ok(card) => card,
-            Err(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => {
-                return Err(PcscError::NoCard(reader.to_owned()));
+        let deadline = Instant::now() + shared_wait();
+        let mut pause = Duration::from_millis(10);
+        let card = loop {
+            match self
+                .context
+                .connect(&name, ShareMode::Shared, Protocols::ANY)
+            {
+                Ok(card) => break card,
+                Err(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => {
+                    return Err(PcscError::NoCard(reader.to_owned()));
+                }
+                Err(pcsc::Error::SharingViolation) if Instant::now() < deadline => {
+                    debug!(reader, ?pause, "card held by another program; waiting");
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(pcsc::Error::SharingViolation) => {
+                    return Err(PcscError::SharingViolation(
+                        crate::transport::holders::describe_card_users(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         };
         debug!(reader, "connected");
         Ok(PcscCard {
