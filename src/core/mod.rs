@@ -2,6 +2,7 @@
 //! serialises card access, caches codes, and keeps unlock state; a manager tracks keys as
 //! they come and go.
 
+pub mod cache;
 pub mod error;
 pub mod hotplug;
 pub mod manager;

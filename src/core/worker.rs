@@ -12,12 +12,12 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use super::cache::SharedCache;
 use super::error::CoreError;
 use crate::emulator::{Card, EmulatorTransport};
 use crate::import::apply::apply;
 use crate::import::plan::{KeyView, Planned, plan_key};
 use crate::oath::auth::AccessKey;
-use crate::oath::consts::DEFAULT_PERIOD;
 use crate::oath::{
     Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport, Version,
 };
@@ -84,6 +84,7 @@ impl LockStatus {
 pub struct DeviceHandle {
     jobs: mpsc::Sender<Job>,
     pub status: Arc<LockStatus>,
+    cache: SharedCache,
 }
 
 impl DeviceHandle {
@@ -95,6 +96,7 @@ impl DeviceHandle {
         status
             .has_password
             .store(info.has_password, Ordering::Relaxed);
+        let cache = SharedCache::default();
         let mut worker = Worker {
             status: status.clone(),
             link,
@@ -102,7 +104,7 @@ impl DeviceHandle {
             info,
             access_key: None,
             unlocked_in: None,
-            cache: None,
+            cache: cache.clone(),
             failed_unlocks: 0,
             next_unlock_at: None,
             events,
@@ -116,7 +118,29 @@ impl DeviceHandle {
         if let Err(error) = spawned {
             warn!(%error, "cannot start a key worker");
         }
-        Self { jobs, status }
+        Self {
+            jobs,
+            status,
+            cache,
+        }
+    }
+
+    /// Codes at `timestamp`: from the cache when it can answer, else from the worker
+    /// (queued behind other operations on this key).
+    pub async fn codes(&self, timestamp: u64) -> Result<Vec<CodeEntry>, CoreError> {
+        match self.cached_codes(timestamp) {
+            Some(entries) => Ok(entries),
+            None => self.run(move |worker| worker.codes(Some(timestamp))).await,
+        }
+    }
+
+    /// Codes at `timestamp` straight from the cache, without queueing behind a running
+    /// operation. Only for keys without a password: their answers need no insertion check.
+    pub fn cached_codes(&self, timestamp: u64) -> Option<Vec<CodeEntry>> {
+        if self.status.has_password.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.cache.lock().get(timestamp).map(|e| e.to_vec())
     }
 
     /// Run `job` on the worker and wait for its answer.
@@ -137,11 +161,6 @@ impl DeviceHandle {
     }
 }
 
-struct CachedCodes {
-    step: u64,
-    entries: Vec<CodeEntry>,
-}
-
 pub struct Worker {
     status: Arc<LockStatus>,
     link: Link,
@@ -152,7 +171,7 @@ pub struct Worker {
     /// The insertion the access key belongs to: a card that left the reader since (even
     /// while the daemon was frozen, e.g. in a suspend) must be unlocked again.
     unlocked_in: Option<Insertion>,
-    cache: Option<CachedCodes>,
+    cache: SharedCache,
     failed_unlocks: u32,
     next_unlock_at: Option<Instant>,
     events: Arc<dyn WorkerEvents>,
@@ -240,7 +259,7 @@ impl Worker {
     fn keep_access_key(&mut self, key: AccessKey, insertion: Option<Insertion>) {
         self.access_key = Some(key);
         self.unlocked_in = insertion;
-        self.cache = None;
+        self.cache.lock().clear();
     }
 
     /// Drop the access key (and codes made with it) if the card left its reader since it
@@ -308,26 +327,18 @@ impl Worker {
         self.session(|session| Ok(session.list_detailed(crate::clock::unix_now())?))
     }
 
-    /// Codes for every account at `timestamp`, cached for the 30 s step. An explicit
-    /// timestamp bypasses the cache.
+    /// Codes for every account at `timestamp` (default now), from the cache when its step
+    /// was computed (requests queued behind the first one find it filled: one card round
+    /// trip per step), else one CALCULATE ALL.
     pub fn codes(&mut self, timestamp: Option<u64>) -> Result<Vec<CodeEntry>, CoreError> {
         let now = timestamp.unwrap_or_else(crate::clock::unix_now);
-        let step = now / u64::from(DEFAULT_PERIOD);
         // Cached codes of a password-protected key are only as good as its insertion.
         self.check_insertion();
-        if timestamp.is_none()
-            && let Some(cache) = &self.cache
-            && cache.step == step
-        {
-            return Ok(cache.entries.clone());
+        if let Some(entries) = self.cache.lock().get(now) {
+            return Ok(entries.to_vec());
         }
         let entries = self.session(|session| Ok(session.calculate_all(now)?))?;
-        if timestamp.is_none() {
-            self.cache = Some(CachedCodes {
-                step,
-                entries: entries.clone(),
-            });
-        }
+        self.cache.lock().insert(now, entries.clone());
         Ok(entries)
     }
 
@@ -358,7 +369,7 @@ impl Worker {
         dry_run: bool,
     ) -> Result<Vec<Credential>, CoreError> {
         if !dry_run {
-            self.cache = None;
+            self.cache.lock().clear();
         }
         let label = self.info.id.clone();
         self.session(|session| {
@@ -387,12 +398,12 @@ impl Worker {
     }
 
     pub fn put(&mut self, data: &CredentialData, overwrite: bool) -> Result<Credential, CoreError> {
-        self.cache = None;
+        self.cache.lock().clear();
         self.session(|session| Ok(session.put(data, overwrite)?))
     }
 
     pub fn delete(&mut self, credential: &Credential) -> Result<(), CoreError> {
-        self.cache = None;
+        self.cache.lock().clear();
         self.session(|session| Ok(session.delete(credential)?))
     }
 
@@ -401,7 +412,7 @@ impl Worker {
         credential: &Credential,
         new_id: &CredentialId,
     ) -> Result<Credential, CoreError> {
-        self.cache = None;
+        self.cache.lock().clear();
         self.session(|session| Ok(session.rename(credential, new_id)?))
     }
 
@@ -498,18 +509,18 @@ impl Worker {
     pub fn lock(&mut self) {
         self.access_key = None;
         self.unlocked_in = None;
-        self.cache = None;
+        self.cache.lock().clear();
     }
 
     /// Forget the cached codes (session locked, suspend): the next request asks the key.
     pub fn clear_cache(&mut self) {
-        self.cache = None;
+        self.cache.lock().clear();
     }
 
     /// RESET: every account and the password go; the key gets a new id (so the caller
     /// treats it as a new key).
     pub fn reset(&mut self) -> Result<DeviceInfo, CoreError> {
-        self.cache = None;
+        self.cache.lock().clear();
         self.access_key = None;
         let link = self.link.clone();
         with_pcsc(self, |session| Ok(session.reset()?))?;

@@ -54,7 +54,7 @@ pub async fn all_accounts(shared: &Shared, connection: &Connection) -> Vec<Found
     let mut found = Vec::new();
     for device in shared.manager.devices() {
         let id = device.info.id.clone();
-        let entries = match device.handle.run(|worker| worker.codes(None)).await {
+        let entries = match device.handle.codes(crate::clock::unix_now()).await {
             Ok(entries) => entries,
             Err(CoreError::Locked | CoreError::DeviceRemoved) => continue,
             Err(error) => {

@@ -70,11 +70,8 @@ impl Manager {
         let mut out = Vec::new();
         for device in self.shared.manager.devices() {
             let id = device.info.id.clone();
-            let entries = match device
-                .handle
-                .run(move |worker| worker.codes(timestamp))
-                .await
-            {
+            let at = timestamp.unwrap_or_else(crate::clock::unix_now);
+            let entries = match device.handle.codes(at).await {
                 Ok(entries) => entries,
                 // Locked or vanished keys contribute nothing; the others still answer.
                 Err(CoreError::Locked | CoreError::DeviceRemoved) => continue,

@@ -1,0 +1,123 @@
+//! Codes by 30 s time step, shared between a key's worker (which fills it) and its handle
+//! (which answers from it without queueing behind a running operation, e.g. while another
+//! program holds the card). Any request for a step already computed — "now", an explicit
+//! timestamp, past or future — is served from here; the last [`CodeCache::CAPACITY`] steps
+//! are kept.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::oath::CodeEntry;
+use crate::oath::consts::DEFAULT_PERIOD;
+
+/// The 30 s step of `timestamp` (CALCULATE ALL's challenge).
+pub fn step_of(timestamp: u64) -> u64 {
+    timestamp / u64::from(DEFAULT_PERIOD)
+}
+
+#[derive(Debug, Default)]
+pub struct CodeCache {
+    sets: VecDeque<(u64, Arc<Vec<CodeEntry>>)>,
+}
+
+impl CodeCache {
+    /// How many steps are kept (a `--count` walk, `--at` lookups, "now").
+    pub const CAPACITY: usize = 16;
+
+    /// The codes at `timestamp`, if its step was computed and every code (periods other
+    /// than 30 s included) is valid at that second.
+    pub fn get(&self, timestamp: u64) -> Option<Arc<Vec<CodeEntry>>> {
+        let step = step_of(timestamp);
+        self.sets
+            .iter()
+            .find(|(s, _)| *s == step)
+            .filter(|(_, entries)| {
+                entries.iter().all(|e| {
+                    e.code
+                        .as_ref()
+                        .is_none_or(|c| c.valid_from <= timestamp && timestamp < c.valid_to)
+                })
+            })
+            .map(|(_, entries)| entries.clone())
+    }
+
+    /// Keep the codes computed at `timestamp`, dropping the oldest step beyond capacity.
+    pub fn insert(&mut self, timestamp: u64, entries: Vec<CodeEntry>) -> Arc<Vec<CodeEntry>> {
+        let step = step_of(timestamp);
+        let entries = Arc::new(entries);
+        self.sets.retain(|(s, _)| *s != step);
+        self.sets.push_back((step, entries.clone()));
+        while self.sets.len() > Self::CAPACITY {
+            self.sets.pop_front();
+        }
+        entries
+    }
+
+    pub fn clear(&mut self) {
+        self.sets.clear();
+    }
+}
+
+/// A cache shared by a worker and its handles.
+#[derive(Debug, Clone, Default)]
+pub struct SharedCache(Arc<Mutex<CodeCache>>);
+
+impl SharedCache {
+    /// The cache holds plain data; a panic elsewhere cannot leave it inconsistent.
+    pub fn lock(&self) -> MutexGuard<'_, CodeCache> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oath::{Code, Credential, CredentialId};
+    use crate::otp::OathType;
+
+    fn entry(period: u32, timestamp: u64) -> CodeEntry {
+        let from = timestamp - timestamp % u64::from(period);
+        CodeEntry {
+            credential: Credential {
+                raw_id: b"x".to_vec(),
+                id: CredentialId::new(None, "x", OathType::Totp, period),
+                oath_type: OathType::Totp,
+                algorithm: None,
+                digits: Some(6),
+                touch: Some(false),
+            },
+            code: Some(Code {
+                value: "123456".into(),
+                valid_from: from,
+                valid_to: from + u64::from(period),
+            }),
+        }
+    }
+
+    #[test]
+    fn any_step_is_served_while_every_code_is_valid() {
+        let mut cache = CodeCache::default();
+        cache.insert(1_000_000_020, vec![entry(30, 1_000_000_020)]);
+        assert!(
+            cache.get(1_000_000_019).is_some(),
+            "same step, earlier second"
+        );
+        assert!(cache.get(1_000_000_050).is_none(), "next step");
+        // A 45 s account's window can end inside a 30 s step.
+        cache.insert(90, vec![entry(45, 90)]);
+        assert!(cache.get(90).is_some());
+        assert!(cache.get(119).is_none() || entry(45, 119).code == entry(45, 90).code);
+    }
+
+    #[test]
+    fn capacity_is_bounded_and_clear_empties() {
+        let mut cache = CodeCache::default();
+        for step in 0..40u64 {
+            cache.insert(step * 30, vec![entry(30, step * 30)]);
+        }
+        assert!(cache.get(0).is_none(), "oldest step evicted");
+        assert!(cache.get(39 * 30).is_some());
+        cache.clear();
+        assert!(cache.get(39 * 30).is_none());
+    }
+}
