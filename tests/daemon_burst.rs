@@ -168,4 +168,55 @@ fn concurrent_get_codes_share_one_calculate_all() {
             "the burst fell in one step: exactly one CALCULATE ALL"
         );
     }
+
+    // The same with an explicit time: one CALCULATE ALL for its step, and a second burst
+    // at another second of the same step is served entirely from the cache.
+    let offset = read_log().len();
+    let at: u64 = 1_699_999_985; // 5 s into a step, so at + 10 is the same step
+    for second in [at, at + 10] {
+        let replies = block_on_for(Duration::from_secs(60), "the timestamp burst", async {
+            let mut calls = tokio::task::JoinSet::new();
+            for i in 0..BURST {
+                let conn = connections[i % CONNECTIONS].conn.clone();
+                calls.spawn(async move {
+                    let options: std::collections::HashMap<&str, Value<'_>> =
+                        std::collections::HashMap::from([("timestamp", Value::from(second))]);
+                    let reply = conn
+                        .call_method(
+                            Some(BUS_NAME),
+                            ROOT_PATH,
+                            Some(MANAGER),
+                            "GetCodes",
+                            &(options,),
+                        )
+                        .await?;
+                    reply.body().deserialize::<Vec<Dict>>()
+                });
+            }
+            let mut replies = Vec::with_capacity(BURST);
+            while let Some(joined) = calls.join_next().await {
+                replies.push(joined.expect("join a GetCodes task"));
+            }
+            replies
+        });
+        for reply in replies {
+            let entries = reply.unwrap_or_else(|e| panic!("GetCodes(timestamp) failed: {e}"));
+            assert_eq!(entries.len(), 5, "{entries:?}");
+            assert_eq!(get_u64(&entries[0], "valid_from"), at - at % 30);
+        }
+    }
+    bus.call(&first_account, ACCOUNT, "Calculate", &(89u64,))
+        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
+    let marker = "74 08 00 00 00 00 00 00 00 02";
+    let burst_log = wait_until(WAIT, "the second marker APDU in pcscd.log", || {
+        let log = read_log();
+        let tail = &log[offset..];
+        tail.find(marker).map(|end| tail[..end].to_owned())
+    });
+    assert_eq!(
+        calculate_all_steps(&burst_log),
+        vec![at / 30],
+        "{} concurrent GetCodes at one explicit time, twice: exactly one CALCULATE ALL",
+        2 * BURST
+    );
 }
