@@ -26,8 +26,10 @@ banner "system packages"
 # python3-dev and gcc: pyscard (a ykman dependency) has no Linux wheel and is compiled.
 # libglib2.0-bin (gdbus), systemd (busctl, systemd-analyze), desktop-file-utils: D-Bus and
 # desktop-file tests. gnome-keyring: a real Secret Service for the remembered-password tests.
+# xvfb, xclip: a private X server and a second X client for the clipboard tests.
 packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config dbus-daemon dbus-bin
-  python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils gnome-keyring)
+  python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils gnome-keyring
+  xvfb xclip)
 if command -v dpkg-query >/dev/null; then
   missing=()
   for package in "${packages[@]}"; do
@@ -54,7 +56,7 @@ if command -v dpkg-query >/dev/null; then
 else
   echo "no dpkg: not a Debian/Ubuntu system; install the equivalents of: ${packages[*]}"
 fi
-for program in pcscd pcsc_scan unshare dbus-daemon python3 pkg-config; do
+for program in pcscd pcsc_scan unshare dbus-daemon python3 pkg-config Xvfb xclip; do
   command -v "$program" >/dev/null || [ -x "/usr/sbin/$program" ] || die "missing program: $program"
 done
 [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || die "missing vpcd driver (vsmartcard-vpcd)"

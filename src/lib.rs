@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod core;
 pub mod daemon;
+pub mod desktop;
 pub mod emulator;
 pub mod import;
 pub mod oath;

@@ -151,12 +151,8 @@ impl SecretStore {
             "org.freedesktop.Secret.Item.Attributes",
             Value::from(attributes(device_id)),
         );
-        let secret = (
-            &self.session,
-            Vec::<u8>::new(),
-            key.to_vec(),
-            "application/octet-stream",
-        );
+        // Borrowed, not copied: no unwiped copy of the key is left behind on our heap.
+        let secret = (&self.session, &[] as &[u8], key, "application/octet-stream");
         let (_item, prompt): (OwnedObjectPath, OwnedObjectPath) = self
             .call(
                 &collection,

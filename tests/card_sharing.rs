@@ -161,6 +161,8 @@ fn ykman_beside_a_busy_daemon_makes_nothing_fail() {
     let ykman = ykman();
     let reader = setup.bed.reader(0);
     let env = setup.bed.env();
+    let yk_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = yk_done.clone();
     let yk = thread::spawn(move || {
         let mut failures = Vec::new();
         for _ in 0..10 {
@@ -174,33 +176,42 @@ fn ykman_beside_a_busy_daemon_makes_nothing_fail() {
                 failures.push(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
             }
         }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
         failures
     });
     let mut failed = Vec::new();
     let mut calls = 0;
     let base = 1_700_000_000u64;
-    // 400 card-bound calls (distinct times, so none is served from a cache).
-    let workers: Vec<_> = (0..4)
+    // Card-bound calls (distinct times, so none is served from a cache) from 4 clients,
+    // at least 400 and for as long as ykman runs.
+    let workers: Vec<_> = (0..4u64)
         .map(|w| {
             let bus = setup.bus.clone();
+            let yk_done = yk_done.clone();
             thread::spawn(move || {
-                (0..100)
-                    .filter_map(|i| card_bound(&bus, base + 30 * (w * 100 + i)).err())
-                    .map(|e| format!("{e:?}"))
-                    .collect::<Vec<_>>()
+                let mut errors = Vec::new();
+                let mut i = 0u64;
+                while i < 100 || !yk_done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(e) = card_bound(&bus, base + 30 * (w * 100_000 + i)) {
+                        errors.push(format!("{e:?}"));
+                    }
+                    i += 1;
+                }
+                (i, errors)
             })
         })
         .collect();
     for worker in workers {
-        let errors = worker.join().expect("caller");
-        calls += 100;
+        let (made, errors) = worker.join().expect("caller");
+        calls += made;
         failed.extend(errors);
     }
     let ykman_failures = yk.join().expect("ykman runner");
-    assert_eq!(calls, 400);
+    assert!(calls >= 400, "{calls} calls");
+    println!("{calls} card-bound GetCodes calls beside 10 ykman runs");
     assert!(
         failed.is_empty(),
-        "{} of 400 calls failed: {:?}",
+        "{} of {calls} calls failed: {:?}",
         failed.len(),
         &failed[..failed.len().min(3)]
     );

@@ -8,7 +8,7 @@ use zbus::zvariant::OwnedObjectPath;
 use zbus::{Connection, interface};
 
 use super::Shared;
-use super::access::check_caller;
+use super::access::{check_caller, check_reader};
 use super::error::DaemonError;
 use super::registry;
 use crate::oath::{Credential, CredentialId};
@@ -130,64 +130,115 @@ impl Account {
 
     /// The id as stored on the key: `[period/][issuer:]name`.
     #[zbus(property)]
-    fn id(&self) -> String {
-        self.credential().id_string()
+    async fn id(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().id_string())
     }
 
     #[zbus(property)]
-    fn issuer(&self) -> String {
-        self.credential().id.issuer.unwrap_or_default()
+    async fn issuer(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().id.issuer.unwrap_or_default())
     }
 
     #[zbus(property)]
-    fn name(&self) -> String {
-        self.credential().id.name
+    async fn name(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().id.name)
     }
 
     /// "totp" or "hotp".
     #[zbus(property(emits_changed_signal = "const"), name = "Type")]
-    fn oath_type(&self) -> String {
-        self.credential().oath_type.name().to_lowercase()
+    async fn oath_type(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().oath_type.name().to_lowercase())
     }
 
     /// "sha1", "sha256", "sha512", or "" when the key did not say.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn algorithm(&self) -> String {
-        self.credential()
+    async fn algorithm(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self
+            .credential()
             .algorithm
             .map(|a| a.name().to_lowercase())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// Number of digits; 0 when the key did not say.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn digits(&self) -> u32 {
-        self.credential().digits.map(u32::from).unwrap_or(0)
+    async fn digits(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().digits.map(u32::from).unwrap_or(0))
     }
 
     /// TOTP period in seconds; 0 for HOTP.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn period(&self) -> u32 {
+    async fn period(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        check_reader(connection, header.as_ref()).await?;
         let credential = self.credential();
-        match credential.oath_type {
+        Ok(match credential.oath_type {
             OathType::Totp => credential.id.period,
             OathType::Hotp => 0,
-        }
+        })
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
-    fn requires_touch(&self) -> bool {
-        self.credential().touch == Some(true)
+    async fn requires_touch(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<bool> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().touch == Some(true))
     }
 
     /// Issuer "_hidden": launchers should not show it.
     #[zbus(property)]
-    fn hidden(&self) -> bool {
-        self.credential().id.is_hidden()
+    async fn hidden(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<bool> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.credential().id.is_hidden())
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
-    fn device(&self) -> OwnedObjectPath {
-        self.device_path.clone()
+    async fn device(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<OwnedObjectPath> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.device_path.clone())
     }
 }

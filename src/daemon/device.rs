@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
+use zeroize::Zeroizing;
 
 use super::Shared;
-use super::access::check_caller;
+use super::access::{check_caller, check_reader};
 use super::error::DaemonError;
 use crate::core::DeviceInfo;
 use crate::secrets::SecretStore;
@@ -72,6 +73,8 @@ impl Device {
         #[zbus(connection)] connection: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), DaemonError> {
+        // Wiped when dropped, also on the early returns below.
+        let password = Zeroizing::new(password);
         check_caller(connection, &header).await?;
         let _ = remember; // kept in memory either way; persistent memory is not built yet
         let device = self.shared.manager.get(&self.id)?;
@@ -94,6 +97,8 @@ impl Device {
         #[zbus(connection)] connection: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), DaemonError> {
+        // Wiped when dropped, also on the early returns below.
+        let (current, new) = (Zeroizing::new(current), Zeroizing::new(new));
         check_caller(connection, &header).await?;
         let clearing = new.is_empty();
         let device = self.shared.manager.get(&self.id)?;
@@ -173,76 +178,134 @@ impl Device {
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
-    fn id(&self) -> String {
-        self.id.clone()
+    async fn id(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.id.clone())
     }
 
     /// Model, e.g. "YubiKey", "Nitrokey 3", "Virtual key".
     #[zbus(property(emits_changed_signal = "const"))]
-    fn name(&self) -> String {
-        self.info().map(|i| i.name).unwrap_or_default()
+    async fn name(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.info().map(|i| i.name).unwrap_or_default())
     }
 
     /// "hardware" or "virtual".
     #[zbus(property(emits_changed_signal = "const"))]
-    fn kind(&self) -> String {
-        match self.info() {
+    async fn kind(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(match self.info() {
             Some(info) if info.is_virtual => "virtual".into(),
             _ => "hardware".into(),
-        }
+        })
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
-    fn reader(&self) -> String {
-        self.info().map(|i| i.reader).unwrap_or_default()
+    async fn reader(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.info().map(|i| i.reader).unwrap_or_default())
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
-    fn firmware(&self) -> String {
-        self.info()
+    async fn firmware(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self
+            .info()
             .map(|i| i.firmware.to_string())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// Serial number; 0 when the key does not tell it over OATH.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn serial(&self) -> u32 {
-        self.info().and_then(|i| i.serial).unwrap_or(0)
+    async fn serial(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.info().and_then(|i| i.serial).unwrap_or(0))
     }
 
     /// A password is set and not given yet.
     #[zbus(property)]
-    fn locked(&self) -> bool {
-        self.shared
+    async fn locked(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<bool> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self
+            .shared
             .manager
             .get(&self.id)
-            .is_ok_and(|device| device.handle.status.locked())
+            .is_ok_and(|device| device.handle.status.locked()))
     }
 
     /// The key is stored in the Secret Service and unlocks the key when it is plugged in.
     #[zbus(property)]
-    fn remembered(&self) -> bool {
-        self.remembered.load(Ordering::Relaxed)
+    async fn remembered(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<bool> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.remembered.load(Ordering::Relaxed))
     }
 
     /// How many accounts fit; 0 when unknown.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn capacity(&self) -> u32 {
-        self.info()
+    async fn capacity(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self
+            .info()
             .and_then(|i| i.quirks.capacity)
             .and_then(|c| u32::try_from(c).ok())
-            .unwrap_or(0)
+            .unwrap_or(0))
     }
 
     /// Accounts known on the key (0 while locked).
     #[zbus(property(emits_changed_signal = "false"))]
-    async fn used(&self) -> u32 {
-        self.shared.registry.lock().await.account_count(&self.id)
+    async fn used(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.shared.registry.lock().await.account_count(&self.id))
     }
 
     /// True while the key waits for a touch.
     #[zbus(property)]
-    fn touch_pending(&self) -> bool {
-        self.touch_pending.load(Ordering::Relaxed)
+    async fn touch_pending(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<bool> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self.touch_pending.load(Ordering::Relaxed))
     }
 }

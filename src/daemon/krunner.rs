@@ -1,16 +1,18 @@
 //! `org.kde.krunner1` (DBus2 API) at `…/KRunner`: codes from KRunner. Run copies the
-//! code through Klipper, or wl-copy / xclip when those are installed.
+//! code to the clipboard as a secret, cleared when it expires ([`crate::desktop::clipboard`]).
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use tracing::{debug, warn};
+use zbus::message::Header;
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, interface};
 
 use super::Shared;
+use super::access::check_sender;
 use super::lookup;
+use crate::desktop::clipboard::{self, ClipboardError};
+use crate::oath::Code;
 
 pub struct KRunner {
     pub shared: Shared,
@@ -43,10 +45,12 @@ impl KRunner {
     async fn r#match(
         &self,
         query: String,
+        #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Vec<Match> {
+    ) -> zbus::fdo::Result<Vec<Match>> {
+        check_sender(connection, &header).await?;
         let terms: Vec<String> = query.split_whitespace().map(str::to_owned).collect();
-        lookup::search(&self.shared, connection, &terms)
+        Ok(lookup::search(&self.shared, connection, &terms)
             .await
             .into_iter()
             .map(|found| {
@@ -78,16 +82,21 @@ impl KRunner {
                     properties,
                 )
             })
-            .collect()
+            .collect())
     }
 
     #[zbus(out_args("actions"))]
-    fn actions(&self) -> Vec<(String, String, String)> {
-        vec![(
+    async fn actions(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<Vec<(String, String, String)>> {
+        check_sender(connection, &header).await?;
+        Ok(vec![(
             COPY_ACTION.to_owned(),
             "Copy code".to_owned(),
             "edit-copy".to_owned(),
-        )]
+        )])
     }
 
     /// Calculate (touch prompt as usual) and copy the code.
@@ -95,69 +104,63 @@ impl KRunner {
         &self,
         match_id: String,
         action_id: String,
+        #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) {
+    ) -> zbus::fdo::Result<()> {
+        check_sender(connection, &header).await?;
         let _ = action_id; // the only action is the default one: copy
         let Some(found) = lookup::all_accounts(&self.shared, connection)
             .await
             .into_iter()
             .find(|f| f.path.as_str() == match_id)
         else {
-            return;
+            return Ok(());
         };
         match lookup::code_now(&self.shared, &found).await {
-            Ok(code) => copy_to_clipboard(connection, &code.value).await,
+            Ok(code) => copy_code(&code).await,
             Err(error) => warn!(%error, "KRunner run failed"),
         }
+        Ok(())
     }
 
-    fn teardown(&self) {}
+    async fn teardown(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<()> {
+        check_sender(connection, &header).await
+    }
 
     #[zbus(out_args("config"))]
-    fn config(&self) -> HashMap<String, OwnedValue> {
-        HashMap::from([("MinLetterCount".to_owned(), owned(2i32))])
+    async fn config(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {
+        check_sender(connection, &header).await?;
+        Ok(HashMap::from([("MinLetterCount".to_owned(), owned(2i32))]))
     }
 
     /// Wayland activation token, sent just before Run; we open no window.
-    fn set_activation_token(&self, token: String) {
+    async fn set_activation_token(
+        &self,
+        token: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<()> {
+        check_sender(connection, &header).await?;
         let _ = token;
+        Ok(())
     }
 }
 
-/// Klipper (Plasma's clipboard) when it is on the bus, else wl-copy, else xclip.
-pub async fn copy_to_clipboard(connection: &Connection, text: &str) {
-    let klipper = connection
-        .call_method(
-            Some("org.kde.klipper"),
-            "/klipper",
-            Some("org.kde.klipper.klipper"),
-            "setClipboardContents",
-            &(text,),
-        )
-        .await;
-    if klipper.is_ok() {
-        return;
+/// Puts the code on the clipboard, hidden from clipboard managers' history and cleared when
+/// it expires. Never Klipper's `setClipboardContents`: that would put it in Klipper's history.
+/// No display (no `DISPLAY`, no `WAYLAND_DISPLAY`): nothing to copy to, KRunner does nothing.
+async fn copy_code(code: &Code) {
+    match clipboard::copy_secret(&code.value, code.valid_to).await {
+        Ok(()) => debug!("code copied to the clipboard"),
+        Err(ClipboardError::NoDisplay) => debug!("no display: code not copied"),
+        Err(error) => warn!(%error, "cannot copy the code"),
     }
-    // Fallbacks offer plain text only: they cannot add the password-manager hint.
-    for (program, args) in [
-        ("wl-copy", vec!["--type", "text/plain"]),
-        ("xclip", vec!["-selection", "clipboard"]),
-    ] {
-        let spawned = Command::new(program)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(mut child) = spawned else {
-            continue;
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(text.as_bytes());
-        }
-        // Both fork a server that keeps the selection; reap the foreground process.
-        tokio::task::spawn_blocking(move || child.wait());
-        return;
-    }
-    debug!("no clipboard available (no Klipper, wl-copy or xclip)");
 }

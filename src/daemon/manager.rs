@@ -6,7 +6,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{Connection, interface};
 
 use super::Shared;
-use super::access::check_caller;
+use super::access::{check_caller, check_reader};
 use super::error::DaemonError;
 use super::import::{Dict, accounts_from, get, invalid};
 use crate::core::CoreError;
@@ -153,8 +153,13 @@ impl Manager {
 
     /// The daemon's version.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn version(&self) -> String {
-        env!("CARGO_PKG_VERSION").to_owned()
+    async fn version(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(env!("CARGO_PKG_VERSION").to_owned())
     }
 }
 

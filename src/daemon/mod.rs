@@ -4,6 +4,7 @@ pub mod access;
 pub mod account;
 pub mod device;
 pub mod error;
+pub mod harden;
 pub mod import;
 pub mod krunner;
 pub mod lookup;
@@ -11,6 +12,7 @@ pub mod manager;
 pub mod notify;
 pub mod registry;
 pub mod search_provider;
+pub mod session_watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +49,12 @@ pub struct DaemonArgs {
     /// Do not watch pcscd (only virtual keys)
     #[arg(long)]
     pub no_pcsc: bool,
+    /// Keep keys unlocked when the machine suspends (logind PrepareForSleep)
+    #[arg(long)]
+    pub keep_unlocked_on_suspend: bool,
+    /// Keep keys unlocked when the session or screen locks (logind Lock, ScreenSaver)
+    #[arg(long)]
+    pub keep_unlocked_on_screen_lock: bool,
 }
 
 /// What every D-Bus object shares.
@@ -58,6 +66,8 @@ pub struct State {
 pub type Shared = Arc<State>;
 
 pub fn run(args: DaemonArgs) -> ExitCode {
+    // Before anything secret is in memory: no core dumps, no same-uid ptrace.
+    harden::harden_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -113,7 +123,7 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
                 },
             )
         })
-        .and_then(|b| b.serve_at(ROOT_PATH, zbus::fdo::ObjectManager))
+        .and_then(|b| b.serve_at(ROOT_PATH, access::ObjectManager::default()))
         .and_then(|b| {
             b.serve_at(
                 SEARCH_PROVIDER_PATH,
@@ -156,6 +166,14 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
             .watch_pcsc()
             .map_err(|e| format!("cannot watch pcscd: {e}"))?;
     }
+    session_watch::spawn(
+        shared.clone(),
+        connection.clone(),
+        session_watch::LockTriggers {
+            suspend: !args.keep_unlocked_on_suspend,
+            screen_lock: !args.keep_unlocked_on_screen_lock,
+        },
+    );
     info!("serving {BUS_NAME}");
     let events = tokio::spawn(handle_events(shared.clone(), connection.clone(), receiver));
     wait_for_exit(&connection).await;

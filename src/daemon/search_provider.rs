@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 
 use tracing::warn;
+use zbus::message::Header;
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, interface};
 
 use super::Shared;
+use super::access::check_sender;
 use super::lookup::{self, Found};
 use super::notify::Notifier;
 
@@ -53,13 +55,15 @@ impl SearchProvider {
     async fn get_initial_result_set(
         &self,
         terms: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Vec<String> {
-        lookup::search(&self.shared, connection, &terms)
+    ) -> zbus::fdo::Result<Vec<String>> {
+        check_sender(connection, &header).await?;
+        Ok(lookup::search(&self.shared, connection, &terms)
             .await
             .into_iter()
             .map(|f| f.path.to_string())
-            .collect()
+            .collect())
     }
 
     #[zbus(out_args("results"))]
@@ -67,14 +71,16 @@ impl SearchProvider {
         &self,
         previous_results: Vec<String>,
         terms: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Vec<String> {
-        lookup::search(&self.shared, connection, &terms)
+    ) -> zbus::fdo::Result<Vec<String>> {
+        check_sender(connection, &header).await?;
+        Ok(lookup::search(&self.shared, connection, &terms)
             .await
             .into_iter()
             .map(|f| f.path.to_string())
             .filter(|id| previous_results.contains(id))
-            .collect()
+            .collect())
     }
 
     /// Never touches the key for touch/HOTP accounts: metas come from the code cache.
@@ -82,10 +88,12 @@ impl SearchProvider {
     async fn get_result_metas(
         &self,
         identifiers: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Vec<HashMap<String, OwnedValue>> {
+    ) -> zbus::fdo::Result<Vec<HashMap<String, OwnedValue>>> {
+        check_sender(connection, &header).await?;
         let all = lookup::all_accounts(&self.shared, connection).await;
-        identifiers
+        Ok(identifiers
             .iter()
             .filter_map(|id| all.iter().find(|f| f.path.as_str() == id))
             .map(|found| {
@@ -99,7 +107,7 @@ impl SearchProvider {
                 }
                 meta
             })
-            .collect()
+            .collect())
     }
 
     /// Touch/HOTP accounts: calculate now (touch prompt as usual), then show the code in a
@@ -109,14 +117,16 @@ impl SearchProvider {
         identifier: String,
         terms: Vec<String>,
         timestamp: u32,
+        #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) {
+    ) -> zbus::fdo::Result<()> {
+        check_sender(connection, &header).await?;
         let _ = (terms, timestamp);
         let Some(found) = find(&self.shared, connection, &identifier).await else {
-            return;
+            return Ok(());
         };
         if found.ready_code().is_some() {
-            return; // the shell copies clipboardText
+            return Ok(()); // the shell copies clipboardText
         }
         match lookup::code_now(&self.shared, &found).await {
             Ok(code) => {
@@ -126,11 +136,20 @@ impl SearchProvider {
             }
             Err(error) => warn!(%error, "search activation failed"),
         }
+        Ok(())
     }
 
     /// Open the terminal view.
-    async fn launch_search(&self, terms: Vec<String>, timestamp: u32) {
+    async fn launch_search(
+        &self,
+        terms: Vec<String>,
+        timestamp: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<()> {
+        check_sender(connection, &header).await?;
         let _ = timestamp;
         super::launch_terminal_view(&terms);
+        Ok(())
     }
 }

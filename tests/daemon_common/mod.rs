@@ -806,3 +806,97 @@ impl NotificationServer {
 pub fn path_value(path: &str) -> Value<'static> {
     Value::from(ObjectPath::try_from(path.to_owned()).expect("valid object path"))
 }
+
+impl Daemon {
+    /// [`Daemon::spawn`] with `set` added to the bed's environment and `remove` taken out of
+    /// it (e.g. `DISPLAY` of a private X server, without the developer's `WAYLAND_DISPLAY`).
+    pub fn spawn_with_env(
+        bed: &TestBed,
+        args: &[&str],
+        set: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Daemon {
+        let n = DAEMON_SEQ.fetch_add(1, Ordering::Relaxed);
+        let log = bed.dir().join(format!("daemon-{n}.log"));
+        let file = File::create(&log).expect("daemon tests: create the daemon log");
+        let mut all_args = vec!["daemon"];
+        all_args.extend_from_slice(args);
+        let mut cmd = bed.command(&all_args);
+        for name in remove {
+            cmd.env_remove(name);
+        }
+        cmd.envs(set.iter().copied())
+            .env("OATHBRIDGE_LOG", "oathbridge=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup log fd"))
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("daemon tests: cannot start {cmd:?}: {e}"));
+        Daemon { child, log }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A bus other than the bed's (tests/daemon_access.rs runs one that other uids may join).
+
+impl Bus {
+    /// A client connection to the bus at `address` (not necessarily the bed's).
+    pub fn connect_to(address: &str) -> Bus {
+        let address = address.to_owned();
+        let conn = block_on(async move {
+            zbus::connection::Builder::address(address.as_str())?
+                .build()
+                .await
+        })
+        .unwrap_or_else(|e| panic!("daemon tests: cannot connect to the bus: {e}"));
+        Bus { conn }
+    }
+
+    /// The unique name owning `name` now.
+    pub fn name_owner(&self, name: &str) -> String {
+        let conn = self.conn.clone();
+        let name = name.to_owned();
+        block_on(async move {
+            let proxy = zbus::fdo::DBusProxy::new(&conn).await?;
+            let bus_name = BusName::try_from(name.as_str()).map_err(zbus::Error::from)?;
+            Ok::<_, zbus::Error>(proxy.get_name_owner(bus_name).await?.to_string())
+        })
+        .unwrap_or_else(|e| panic!("daemon tests: GetNameOwner failed: {e}"))
+    }
+}
+
+impl Daemon {
+    /// As [`Daemon::start_with_devices`], on the bus at `address` (which `bus` is connected
+    /// to) instead of the bed's.
+    pub fn start_on_bus(
+        bed: &TestBed,
+        bus: &Bus,
+        address: &str,
+        args: &[&str],
+        devices: usize,
+    ) -> Daemon {
+        let n = DAEMON_SEQ.fetch_add(1, Ordering::Relaxed);
+        let log = bed.dir().join(format!("daemon-{n}.log"));
+        let file = File::create(&log).expect("daemon tests: create the daemon log");
+        let mut all_args = vec!["daemon"];
+        all_args.extend_from_slice(args);
+        let mut cmd = bed.command(&all_args);
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", address)
+            .env("OATHBRIDGE_LOG", "oathbridge=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup log fd"))
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("daemon tests: cannot start {cmd:?}: {e}"));
+        let mut daemon = Daemon { child, log };
+        daemon.wait_owner(bed, bus);
+        wait_until(WAIT, &format!("{devices} device object(s)"), || {
+            (bus.devices().len() == devices).then_some(())
+        });
+        daemon
+    }
+}
