@@ -224,8 +224,12 @@ impl DaemonBackend {
     pub fn get_codes(&mut self, key: usize, timestamp: Option<u64>) -> CliResult<Vec<CodeEntry>> {
         self.ensure_unlocked(key)?;
         if self.codes.as_ref().is_none_or(|(at, _)| *at != timestamp) {
-            let mut options: HashMap<&str, Value<'_>> =
-                HashMap::from([("show_hidden", Value::from(true))]);
+            // The CLI wants every key's answer, as in direct mode: wait as long as a call.
+            let wait_ms = u32::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+            let mut options: HashMap<&str, Value<'_>> = HashMap::from([
+                ("show_hidden", Value::from(true)),
+                ("wait_ms", Value::from(wait_ms)),
+            ]);
             if let Some(timestamp) = timestamp {
                 options.insert("timestamp", Value::from(timestamp));
             }
@@ -239,6 +243,12 @@ impl DaemonBackend {
         for entry in entries {
             if path(entry, "device").as_ref() != Some(&device) {
                 continue;
+            }
+            if flag(entry, "pending") {
+                return Err(CliError::Failure(format!(
+                    "key {} is busy (waiting for a touch?); try again",
+                    self.keys[key].id
+                )));
             }
             let mut credential = props::credential(entry, false);
             // Digits as the key listed them, like CALCULATE ALL details in direct mode.

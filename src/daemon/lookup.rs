@@ -4,6 +4,8 @@
 use zbus::Connection;
 use zbus::zvariant::OwnedObjectPath;
 
+use std::time::Duration;
+
 use super::Shared;
 use crate::core::CoreError;
 use crate::oath::{Code, CodeEntry};
@@ -49,15 +51,48 @@ impl Found {
     }
 }
 
+/// One key's answer to [`ask_all`]: its codes, its error, or None if it is still busy.
+pub struct KeyAnswer {
+    pub device: crate::core::DeviceSnapshot,
+    pub codes: Option<Result<Vec<CodeEntry>, CoreError>>,
+}
+
+/// Codes at `at` from every key at once, each given at most `wait`: a slow key (a
+/// Nitrokey, a touch wait) delays only itself, and its late answer still fills its cache.
+/// In the manager's order.
+pub async fn ask_all(shared: &Shared, at: u64, wait: Duration) -> Vec<KeyAnswer> {
+    let mut asks = tokio::task::JoinSet::new();
+    for (order, device) in shared.manager.devices().into_iter().enumerate() {
+        asks.spawn(async move {
+            let codes = tokio::time::timeout(wait, device.handle.codes(at))
+                .await
+                .ok();
+            (order, KeyAnswer { device, codes })
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(joined) = asks.join_next().await {
+        if let Ok(answer) = joined {
+            answers.push(answer);
+        }
+    }
+    answers.sort_by_key(|(order, _)| *order);
+    answers.into_iter().map(|(_, answer)| answer).collect()
+}
+
+/// How long launchers wait for a key: they must feel instant.
+const LAUNCHER_WAIT: Duration = Duration::from_millis(500);
+
 /// Visible (not hidden) accounts of every unlocked key, with cached codes.
 pub async fn all_accounts(shared: &Shared, connection: &Connection) -> Vec<Found> {
     let mut found = Vec::new();
-    for device in shared.manager.devices() {
+    for answer in ask_all(shared, crate::clock::unix_now(), LAUNCHER_WAIT).await {
+        let device = answer.device;
         let id = device.info.id.clone();
-        let entries = match device.handle.codes(crate::clock::unix_now()).await {
-            Ok(entries) => entries,
-            Err(CoreError::Locked | CoreError::DeviceRemoved) => continue,
-            Err(error) => {
+        let entries = match answer.codes {
+            Some(Ok(entries)) => entries,
+            None | Some(Err(CoreError::Locked | CoreError::DeviceRemoved)) => continue,
+            Some(Err(error)) => {
                 tracing::debug!(%error, device = id, "skipped in search");
                 continue;
             }

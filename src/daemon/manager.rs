@@ -5,12 +5,17 @@ use zbus::message::Header;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{Connection, interface};
 
+use std::time::Duration;
+
 use super::Shared;
 use super::access::{check_caller, check_reader};
 use super::error::DaemonError;
 use super::import::{Dict, accounts_from, get, invalid};
 use crate::core::CoreError;
 use crate::oath::CodeEntry;
+
+/// How long GetCodes waits for one key before reporting it pending ("wait_ms" option).
+const DEFAULT_KEY_WAIT: Duration = Duration::from_secs(3);
 
 pub struct Manager {
     pub shared: Shared,
@@ -53,9 +58,11 @@ fn matching(entries: &[CodeEntry], query: Option<&str>, show_hidden: bool) -> Ve
 #[interface(name = "io.github.oathbridge.OathBridge1.Manager")]
 impl Manager {
     /// Codes of every unlocked key in one call. Options: "query" (s), "show_hidden" (b),
-    /// "timestamp" (t, unix seconds; default now). Entries: "account" (o), "device" (o),
+    /// "timestamp" (t, unix seconds; default now), "wait_ms" (u: how long to wait for each
+    /// key, default 3000). Keys are asked at once. Entries: "account" (o), "device" (o),
     /// "id", "issuer", "name", "type" (s), "touch" (b), "algorithm" (s) when the key told
     /// it, and for accounts the key calculated: "code" (s), "valid_from", "valid_to" (t).
+    /// A key still busy after "wait_ms" gets one entry {"device" (o), "pending" (b) true}.
     #[zbus(out_args("codes"))]
     async fn get_codes(
         &self,
@@ -67,15 +74,28 @@ impl Manager {
         let query = get::<&str>(&options, "query")?.map(str::to_owned);
         let show_hidden = get::<bool>(&options, "show_hidden")?.unwrap_or(false);
         let timestamp = get::<u64>(&options, "timestamp")?.filter(|t| *t != 0);
+        let wait = get::<u32>(&options, "wait_ms")?
+            .map_or(DEFAULT_KEY_WAIT, |ms| Duration::from_millis(u64::from(ms)));
+        let at = timestamp.unwrap_or_else(crate::clock::unix_now);
+        let answers = super::lookup::ask_all(&self.shared, at, wait).await;
         let mut out = Vec::new();
-        for device in self.shared.manager.devices() {
-            let id = device.info.id.clone();
-            let at = timestamp.unwrap_or_else(crate::clock::unix_now);
-            let entries = match device.handle.codes(at).await {
-                Ok(entries) => entries,
+        for answer in answers {
+            let id = answer.device.info.id;
+            let entries = match answer.codes {
+                Some(Ok(entries)) => entries,
                 // Locked or vanished keys contribute nothing; the others still answer.
-                Err(CoreError::Locked | CoreError::DeviceRemoved) => continue,
-                Err(error) => return Err(error.into()),
+                Some(Err(CoreError::Locked | CoreError::DeviceRemoved)) => continue,
+                Some(Err(error)) => return Err(error.into()),
+                None => {
+                    // Still busy (touch wait, slow key): say so; its answer fills the cache.
+                    if let Some(path) = self.shared.registry.lock().await.device_path(&id) {
+                        let mut dict = Dict::new();
+                        dict.insert("device".into(), value(path));
+                        dict.insert("pending".into(), value(true));
+                        out.push(dict);
+                    }
+                    continue;
+                }
             };
             let paths = super::account_paths(&self.shared, connection, &id, &entries).await?;
             let Some(device_path) = self.shared.registry.lock().await.device_path(&id) else {
