@@ -170,7 +170,7 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         return super::watch::watch(global, args);
     }
     let timestamp = args.at.unwrap_or_else(now);
-    let mut backend = backend::open(global)?;
+    let mut backend = backend::open_prefetching(global, Some(timestamp))?;
     let mut rows: Vec<(usize, CodeEntry)> = Vec::new();
     for index in 0..backend.keys().len() {
         let entries = backend.codes(index, timestamp)?;

@@ -72,6 +72,12 @@ pub trait Backend {
 
 /// Pick the backend for this invocation.
 pub fn open(global: &GlobalArgs) -> CliResult<Box<dyn Backend>> {
+    open_prefetching(global, None)
+}
+
+/// Like [`open`] for a command that starts with every key's codes at `codes_at`: talking to
+/// the keys directly, discovery calculates them in the same transaction (one SELECT).
+pub fn open_prefetching(global: &GlobalArgs, codes_at: Option<u64>) -> CliResult<Box<dyn Backend>> {
     if !global.direct
         && let Some(daemon) = super::via_daemon::DaemonBackend::connect(global)?
     {
@@ -80,7 +86,7 @@ pub fn open(global: &GlobalArgs) -> CliResult<Box<dyn Backend>> {
     }
     debug!("talking to the keys directly");
     Ok(Box::new(DirectBackend {
-        keys: Keys::discover(&global.filter())?,
+        keys: Keys::discover_prefetching(&global.filter(), codes_at)?,
     }))
 }
 
@@ -123,6 +129,9 @@ impl Backend for DirectBackend {
     }
 
     fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
+        if let Some(entries) = self.keys.take_prefetched(key, timestamp) {
+            return Ok(entries);
+        }
         self.keys.with_session(&self.keys.keys[key], |session| {
             Ok(session.calculate_all(timestamp)?)
         })

@@ -6,7 +6,9 @@ use serde::Serialize;
 use tracing::debug;
 
 use super::error::{CliError, CliResult};
-use crate::oath::{OathError, Session, Version};
+use std::collections::HashMap;
+
+use crate::oath::{CodeEntry, OathError, Session, Version};
 use crate::secrets::SecretStore;
 use crate::transport::pcsc::{Pcsc, PcscError, PcscTransaction};
 
@@ -33,6 +35,8 @@ pub struct Key {
 pub struct Keys {
     pcsc: Pcsc,
     pub keys: Vec<Key>,
+    /// Codes calculated in the discovery transaction (key index → time, entries).
+    prefetched: HashMap<usize, (u64, Vec<CodeEntry>)>,
 }
 
 /// How to treat a key with a password.
@@ -51,8 +55,16 @@ pub type KeySession<'a> = Session<PcscTransaction<'a>>;
 impl Keys {
     /// Every reader holding a card with the OATH applet that passes `filter`.
     pub fn discover(filter: &KeyFilter) -> CliResult<Self> {
+        Self::discover_prefetching(filter, None)
+    }
+
+    /// Like [`Keys::discover`]; with `codes_at`, unlocked keys also calculate their codes
+    /// for that time in the discovery transaction, reusing its SELECT: `code` then costs
+    /// SELECT + CALCULATE ALL, the physical minimum.
+    pub fn discover_prefetching(filter: &KeyFilter, codes_at: Option<u64>) -> CliResult<Self> {
         let pcsc = Pcsc::establish()?;
         let mut keys = Vec::new();
+        let mut prefetched = HashMap::new();
         for reader in pcsc.matching_readers(filter.reader.as_deref())? {
             let mut card = match pcsc.connect(&reader) {
                 Ok(card) => card,
@@ -60,7 +72,7 @@ impl Keys {
                 Err(e) => return Err(e.into()),
             };
             let transaction = card.transaction()?;
-            let session = match Session::open(transaction, Some(&reader)) {
+            let mut session = match Session::open(transaction, Some(&reader)) {
                 Ok(session) => session,
                 Err(OathError::NoOathApplet(sw)) => {
                     debug!(reader, %sw, "no OATH applet; skipping");
@@ -84,6 +96,16 @@ impl Keys {
             {
                 continue;
             }
+            if let Some(at) = codes_at
+                && !session.is_locked()
+            {
+                match session.calculate_all(at) {
+                    Ok(entries) => {
+                        prefetched.insert(keys.len(), (at, entries));
+                    }
+                    Err(error) => debug!(reader, %error, "no codes during discovery"),
+                }
+            }
             keys.push(key);
         }
         if keys.is_empty() {
@@ -93,7 +115,19 @@ impl Keys {
                 (None, None) => "no OATH key found: is it plugged in?".to_owned(),
             }));
         }
-        Ok(Self { pcsc, keys })
+        Ok(Self {
+            pcsc,
+            keys,
+            prefetched,
+        })
+    }
+
+    /// The codes of key `index` at `at`, if discovery calculated them (once).
+    pub fn take_prefetched(&mut self, index: usize, at: u64) -> Option<Vec<CodeEntry>> {
+        match self.prefetched.remove(&index) {
+            Some((time, entries)) if time == at => Some(entries),
+            _ => None,
+        }
     }
 
     /// The one key a write goes to; several keys need `--device` or `--reader`.
