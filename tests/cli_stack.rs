@@ -469,8 +469,8 @@ fn hostile_cards_give_errors_not_hangs_or_panics() {
 #[test]
 fn power_loss_mid_operation_is_reported_as_a_removed_key() {
     let mut bed = TestBed::start();
-    // Discovery SELECT, then the session's SELECT; the CALCULATE ALL finds no card.
-    bed.attach_card(0, &["--fault", "power-loss-after=2"]);
+    // Discovery's SELECT is answered; its CALCULATE ALL, and everything after, finds no card.
+    bed.attach_card(0, &["--fault", "power-loss-after=1"]);
     let result = run(&bed, &["--reader", &bed.reader(0), "code"], "");
     assert_eq!(result.code, 5, "{}", result.stderr);
     assert!(result.stderr.contains("removed"), "{}", result.stderr);
