@@ -103,6 +103,8 @@ impl Keys {
                     Ok(entries) => {
                         prefetched.insert(keys.len(), (at, entries));
                     }
+                    // The key left: the command fails as it would have a moment later.
+                    Err(error @ OathError::Transport(_)) => return Err(error.into()),
                     Err(error) => debug!(reader, %error, "no codes during discovery"),
                 }
             }

@@ -222,9 +222,10 @@ impl Transport for PcscTransaction<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         match self.transaction.transmit(apdu, &mut self.buffer) {
             Ok(response) => Ok(response.to_vec()),
-            Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => {
-                Err(TransportError::CardRemoved)
-            }
+            // pcscd ends the transaction of a card that left: the same thing.
+            Err(
+                pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard | pcsc::Error::NotTransacted,
+            ) => Err(TransportError::CardRemoved),
             Err(pcsc::Error::ResetCard) => Err(TransportError::CardReset),
             Err(pcsc::Error::Timeout) => Err(TransportError::Timeout),
             Err(e) => Err(TransportError::Io(e.to_string())),
