@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod add;
 pub mod admin;
 pub mod backend;
+pub mod doctor;
 pub mod emulate;
 pub mod error;
 pub mod input;
@@ -90,6 +91,13 @@ pub enum Command {
     Emulate(emulate::EmulateArgs),
     /// Serve codes on the D-Bus session bus (io.github.oathbridge.OathBridge1)
     Daemon(crate::daemon::DaemonArgs),
+    /// Check pcscd, readers, keys, gpg, D-Bus and the clock, and say how to fix problems
+    ///
+    /// One line per check: ok, warn or FAIL, what was found, and the command that fixes it;
+    /// then "all good" or "N problems, M warnings". Only looks: cards are opened in shared
+    /// mode, no other program is stopped, and every external call gives up after 2 s.
+    #[command(after_help = doctor::EXIT_CODES)]
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script
     ///
     /// Bash: oathbridge completions bash > ~/.local/share/bash-completion/completions/oathbridge
@@ -141,6 +149,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reset(args) => admin::reset(&cli.global, &args),
         Command::Emulate(args) => return emulate::run(args),
         Command::Daemon(args) => return crate::daemon::run(args),
+        Command::Doctor(args) => return doctor::run(&cli.global, &args),
         Command::Completions(args) => completions(&args),
         Command::Man => man(),
     };
