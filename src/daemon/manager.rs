@@ -2,7 +2,7 @@
 //! and adding accounts.
 
 use zbus::message::Header;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zbus::zvariant::{OwnedObjectPath, SerializeDict, Type};
 use zbus::{Connection, interface};
 
 use std::time::Duration;
@@ -14,18 +14,31 @@ use super::import::{Dict, accounts_from, get, invalid};
 use crate::core::CoreError;
 use crate::oath::CodeEntry;
 
+/// One GetCodes entry, serialised straight to `a{sv}` (absent fields are left out): no
+/// per-field `Value` boxing on the hot path of cached answers.
+#[derive(Debug, Default, SerializeDict, Type)]
+#[zvariant(signature = "a{sv}")]
+pub struct CodeDict {
+    account: Option<OwnedObjectPath>,
+    device: Option<OwnedObjectPath>,
+    id: Option<String>,
+    issuer: Option<String>,
+    name: Option<String>,
+    #[zvariant(rename = "type")]
+    oath_type: Option<String>,
+    touch: Option<bool>,
+    algorithm: Option<String>,
+    code: Option<String>,
+    valid_from: Option<u64>,
+    valid_to: Option<u64>,
+    pending: Option<bool>,
+}
+
 /// How long GetCodes waits for one key before reporting it pending ("wait_ms" option).
 const DEFAULT_KEY_WAIT: Duration = Duration::from_secs(3);
 
 pub struct Manager {
     pub shared: Shared,
-}
-
-fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
-    // Plain values (strings, numbers, paths) always convert; fds are never used here.
-    v.into()
-        .try_to_owned()
-        .unwrap_or_else(|_| OwnedValue::from(0u32))
 }
 
 /// Matching like the CLI: an exact id wins, else a case-insensitive substring.
@@ -69,7 +82,7 @@ impl Manager {
         options: Dict,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Result<Vec<Dict>, DaemonError> {
+    ) -> Result<Vec<CodeDict>, DaemonError> {
         check_caller(connection, &header).await?;
         let query = get::<&str>(&options, "query")?.map(str::to_owned);
         let show_hidden = get::<bool>(&options, "show_hidden")?.unwrap_or(false);
@@ -89,10 +102,11 @@ impl Manager {
                 None => {
                     // Still busy (touch wait, slow key): say so; its answer fills the cache.
                     if let Some(path) = self.shared.registry.lock().await.device_path(&id) {
-                        let mut dict = Dict::new();
-                        dict.insert("device".into(), value(path));
-                        dict.insert("pending".into(), value(true));
-                        out.push(dict);
+                        out.push(CodeDict {
+                            device: Some(path),
+                            pending: Some(true),
+                            ..CodeDict::default()
+                        });
                     }
                     continue;
                 }
@@ -104,31 +118,20 @@ impl Manager {
             for index in matching(&entries, query.as_deref(), show_hidden) {
                 let entry = &entries[index];
                 let credential = &entry.credential;
-                let mut dict = Dict::new();
-                if let Some(path) = &paths[index] {
-                    dict.insert("account".into(), value(path.clone()));
-                }
-                dict.insert("device".into(), value(device_path.clone()));
-                dict.insert("id".into(), value(credential.id_string()));
-                dict.insert(
-                    "issuer".into(),
-                    value(credential.id.issuer.clone().unwrap_or_default()),
-                );
-                dict.insert("name".into(), value(credential.id.name.clone()));
-                dict.insert(
-                    "type".into(),
-                    value(credential.oath_type.name().to_lowercase()),
-                );
-                dict.insert("touch".into(), value(credential.touch == Some(true)));
-                if let Some(algorithm) = credential.algorithm {
-                    dict.insert("algorithm".into(), value(algorithm.name().to_lowercase()));
-                }
-                if let Some(code) = &entry.code {
-                    dict.insert("code".into(), value(code.value.clone()));
-                    dict.insert("valid_from".into(), value(code.valid_from));
-                    dict.insert("valid_to".into(), value(code.valid_to));
-                }
-                out.push(dict);
+                out.push(CodeDict {
+                    account: paths[index].clone(),
+                    device: Some(device_path.clone()),
+                    id: Some(credential.id_string()),
+                    issuer: Some(credential.id.issuer.clone().unwrap_or_default()),
+                    name: Some(credential.id.name.clone()),
+                    oath_type: Some(credential.oath_type.name().to_lowercase()),
+                    touch: Some(credential.touch == Some(true)),
+                    algorithm: credential.algorithm.map(|a| a.name().to_lowercase()),
+                    code: entry.code.as_ref().map(|c| c.value.clone()),
+                    valid_from: entry.code.as_ref().map(|c| c.valid_from),
+                    valid_to: entry.code.as_ref().map(|c| c.valid_to),
+                    pending: None,
+                });
             }
         }
         Ok(out)
@@ -237,6 +240,11 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zbus::zvariant::{OwnedValue, Value};
+
+    fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
+        v.into().try_to_owned().expect("plain value")
+    }
 
     #[test]
     fn fields_build_a_credential_and_bad_ones_are_refused() {
