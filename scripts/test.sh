@@ -2,7 +2,9 @@
 # The project's test command (README "Tests"; CI runs it through .ci/run):
 #   1. installs the system packages the test bed needs (Debian/Ubuntu, apt; skipped when present),
 #   2. creates target/ykman-venv with yubikey-manager 5.9.2 (reused when already there),
-#   3. cargo fmt --check, cargo clippy -D warnings, cargo test --all-targets.
+#   3. cargo fmt --check, cargo clippy -D warnings, cargo test --all-targets,
+#   4. when run as root (CI): the same test binaries again as an ordinary user
+#      (scripts/test-as-user.sh), proving the suite is rootless.
 # The integration tests start their own private pcscd/vpcd (mount namespace, free ports),
 # emulated cards and dbus-daemon; nothing is started or changed system-wide apart from
 # the packages and an empty /run/pcscd directory (the bind-mount target).
@@ -92,5 +94,10 @@ cargo clippy --all-targets -- -D warnings
 
 banner "cargo test --all-targets"
 cargo test --all-targets
+
+if [ "$(id -u)" -eq 0 ]; then
+  banner "the same tests as an ordinary user (rootless)"
+  bash scripts/test-as-user.sh
+fi
 
 banner "all tests passed"
