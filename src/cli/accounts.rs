@@ -237,6 +237,10 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     print_codes(global, backend.keys(), &results)
 }
 
+/// How long a calculation may take before a key that does not report touch is assumed to
+/// wait for one (ykman prompts for HOTP after the same half second).
+const TOUCH_PROMPT_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Codes for one account: touch and HOTP are calculated here, Steam gets its alphabet,
 /// `count` > 1 walks forward one period at a time.
 fn single_codes(
@@ -259,14 +263,30 @@ fn single_codes(
             "--count works with TOTP accounts only".into(),
         ));
     }
-    if credential.touch == Some(true) {
-        eprintln!("Touch your key…");
-    }
     let period = u64::from(credential.id.period.max(1));
     let at: Vec<u64> = (0..u64::from(count))
         .map(|step| timestamp + step * period)
         .collect();
-    backend.calculate(key, credential, &at)
+    match credential.touch {
+        Some(true) => {
+            eprintln!("Touch your key…");
+            backend.calculate(key, credential, &at)
+        }
+        // The key does not say (CanoKey HOTP): prompt only if the answer takes a while.
+        None => {
+            let (done, finished) = std::sync::mpsc::channel::<()>();
+            let prompt = std::thread::spawn(move || {
+                if finished.recv_timeout(TOUCH_PROMPT_DELAY).is_err() {
+                    eprintln!("Touch your key…");
+                }
+            });
+            let result = backend.calculate(key, credential, &at);
+            let _ = done.send(());
+            let _ = prompt.join();
+            result
+        }
+        Some(false) => backend.calculate(key, credential, &at),
+    }
 }
 
 fn print_codes(global: &GlobalArgs, keys: &[Key], rows: &[(usize, CodeEntry)]) -> CliResult<()> {

@@ -10,9 +10,10 @@ use super::GlobalArgs;
 use super::accounts::confirm;
 use super::backend;
 use super::error::{CliError, CliResult};
-use super::keys::Key;
+use super::keys::{Key, KeyFilter, Keys, Unlock};
 use super::output::print_json;
 use crate::oath::OathError;
+use crate::oath::device::{DeviceKind, canokey};
 
 #[derive(Debug, Args)]
 pub struct PasswordArgs {
@@ -187,12 +188,60 @@ pub fn password(global: &GlobalArgs, args: &PasswordArgs) -> CliResult<()> {
 pub fn reset(global: &GlobalArgs, args: &ResetArgs) -> CliResult<()> {
     let mut backend = backend::open(global)?;
     let index = backend.single()?;
-    let id = backend.keys()[index].id.clone();
+    let key = backend.keys()[index].clone();
+    let id = key.id.clone();
     confirm(
         &format!("Delete ALL accounts and the password from key {id}?"),
         args.force,
     )?;
-    backend.reset(index)?;
+    if key.kind == DeviceKind::CanoKey.name() {
+        reset_canokey(&key)?;
+    } else {
+        backend.reset(index)?;
+    }
     eprintln!("Key {id} reset");
     Ok(())
+}
+
+/// A CanoKey's OATH applet has no RESET: its admin applet resets it after VERIFY of the
+/// admin PIN. Asked for only after the confirmation, from a hidden prompt or the first
+/// line of stdin (never argv). Talks to the key through pcscd even when the daemon serves
+/// it (the daemon's `Reset` takes no PIN); the daemon then sees a new key.
+fn reset_canokey(key: &Key) -> CliResult<()> {
+    let pin = PasswordSource::new()
+        .read(&format!("Admin PIN of CanoKey {}: ", key.id))
+        .map_err(|error| match error {
+            CliError::Input(_) => CliError::Input(
+                "resetting a CanoKey needs its admin PIN (its OATH applet has no RESET; the \
+                 admin applet resets it): type it at the prompt, or give it as the first \
+                 line of stdin"
+                    .into(),
+            ),
+            other => other,
+        })?;
+    if !canokey::ADMIN_PIN_LEN.contains(&pin.len()) {
+        return Err(CliError::Input(format!(
+            "a CanoKey admin PIN has {} to {} characters",
+            canokey::ADMIN_PIN_LEN.start(),
+            canokey::ADMIN_PIN_LEN.end()
+        )));
+    }
+    let keys = Keys::discover(&KeyFilter {
+        reader: Some(key.reader.clone()),
+        device: Some(key.id.clone()),
+    })?;
+    let target = keys.single()?;
+    keys.with_session_unlocking(target, Unlock::Skip, |session| {
+        match session.reset_with_admin_pin(pin.as_bytes()) {
+            Err(OathError::WrongPassword) => {
+                eprintln!(
+                    "The CanoKey refused the admin PIN (after {} wrong PINs in a row its admin \
+                     applet is blocked)",
+                    canokey::ADMIN_PIN_RETRIES
+                );
+                Err(OathError::WrongPassword.into())
+            }
+            result => Ok(result?),
+        }
+    })
 }

@@ -40,12 +40,21 @@ pub struct EmulateArgs {
     /// Serial number the nitrokey profile reports in SELECT
     #[arg(long, value_name = "N")]
     pub serial: Option<u32>,
+    /// Answer every APDU this long after it arrives, like a key over USB
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub apdu_latency_ms: u64,
+    /// Answer this instruction after MS instead (repeatable): a name (select, list,
+    /// calculate, calculate-all, send-remaining, put, delete, rename, validate, set-code,
+    /// reset) or a hex INS byte, e.g. calculate=40 or a2=40
+    #[arg(long = "latency", value_name = "INS=MS")]
+    pub latency: Vec<vpcd::InstructionLatency>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileArg {
     Yubikey,
     Nitrokey,
+    Canokey,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +100,7 @@ impl EmulateArgs {
         let profile = match self.profile {
             ProfileArg::Yubikey => Profile::YubiKey,
             ProfileArg::Nitrokey => Profile::Nitrokey,
+            ProfileArg::Canokey => Profile::CanoKey,
         };
         let touch = match self.touch {
             TouchArg::Approve => TouchPolicy::Approve {
@@ -113,7 +123,7 @@ impl EmulateArgs {
                 FaultArg::Oversized => faults.oversized_response = true,
             }
         }
-        let defaults = CardConfig::default();
+        let defaults = CardConfig::for_profile(profile);
         CardConfig {
             profile,
             serial: self.serial.unwrap_or(defaults.serial),
@@ -142,7 +152,11 @@ pub fn run(args: EmulateArgs) -> ExitCode {
         card.credential_count(),
         args.vpcd
     );
-    match vpcd::serve(&args.vpcd, Arc::new(Mutex::new(card))) {
+    let latency = vpcd::Latency::new(
+        Duration::from_millis(args.apdu_latency_ms),
+        args.latency.clone(),
+    );
+    match vpcd::serve_with_latency(&args.vpcd, Arc::new(Mutex::new(card)), &latency) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oathbridge emulate: vpcd address {}: {e}", args.vpcd);

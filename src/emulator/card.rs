@@ -1,6 +1,9 @@
 //! The YKOATH applet: session state, dispatch, response chaining, power and faults.
 //! The instruction handlers live in `card/commands.rs`.
 
+mod admin;
+#[cfg(test)]
+mod canokey_tests;
 mod commands;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use super::stats::CardStats;
 use crate::oath::StatusWord;
 use crate::oath::apdu::CommandApdu;
 use crate::oath::consts::{INS_SELECT, INS_SEND_REMAINING, P1_SELECT_BY_AID};
+use crate::oath::device::canokey::ADMIN_AID;
 
 /// ATR of a contactless-style card: T0 high nibble is not 0xF, so ykman treats the reader
 /// as NFC and needs no USB PID.
@@ -56,15 +60,25 @@ impl Default for CardConfig {
 }
 
 impl CardConfig {
+    /// The defaults for `profile`, with the profile's ATR.
+    pub fn for_profile(profile: Profile) -> Self {
+        Self {
+            profile,
+            atr: profile.atr().to_vec(),
+            ..Self::default()
+        }
+    }
+
     pub fn yubikey() -> Self {
         Self::default()
     }
 
     pub fn nitrokey() -> Self {
-        Self {
-            profile: Profile::Nitrokey,
-            ..Self::default()
-        }
+        Self::for_profile(Profile::Nitrokey)
+    }
+
+    pub fn canokey() -> Self {
+        Self::for_profile(Profile::CanoKey)
     }
 }
 
@@ -80,7 +94,12 @@ pub enum Outcome {
 /// What lasts only while the applet stays selected and powered.
 #[derive(Debug, Default)]
 struct Session {
+    /// The OATH applet is selected.
     selected: bool,
+    /// CanoKey: the admin applet is selected instead.
+    admin_selected: bool,
+    /// CanoKey: the admin PIN was verified since power-on.
+    admin_verified: bool,
     /// VALIDATE (or SET CODE) succeeded in this selection.
     validated: bool,
     /// The SELECT challenge VALIDATE must answer; single-use.
@@ -103,6 +122,9 @@ pub struct Card {
     faults: FaultHandle,
     stats: CardStats,
     unplugged: bool,
+    /// CanoKey admin applet: PIN and tries left. Kept in memory only (the state file holds
+    /// the OATH applet), so a restarted emulator has the default PIN again.
+    admin: admin::AdminPin,
 }
 
 impl Card {
@@ -122,6 +144,7 @@ impl Card {
             faults: FaultHandle::new(config.faults),
             stats: CardStats::default(),
             unplugged: false,
+            admin: admin::AdminPin::default(),
         }
     }
 
@@ -265,7 +288,13 @@ impl Card {
             return (Vec::new(), StatusWord::ClaNotSupported);
         }
         let result = if apdu.ins == INS_SELECT && apdu.p1 == P1_SELECT_BY_AID {
-            self.select(&apdu.data)
+            if self.has_admin_applet() && apdu.data.starts_with(&ADMIN_AID) {
+                self.select_admin()
+            } else {
+                self.select(&apdu.data)
+            }
+        } else if self.session.admin_selected {
+            self.admin_dispatch(&apdu)
         } else if !self.session.selected {
             Err(StatusWord::InsNotSupported)
         } else if apdu.ins == INS_SEND_REMAINING {

@@ -16,8 +16,45 @@ pub enum DeviceKind {
     Generic,
 }
 
+/// CanoKey facts (canokey-core): its ATR, its OATH version, and the admin applet where
+/// its OATH reset lives (`applets/admin/admin.c`).
+pub mod canokey {
+    use std::ops::RangeInclusive;
+
+    /// SELECT AID of the admin applet.
+    pub const ADMIN_AID: [u8; 5] = [0xF0, 0x00, 0x00, 0x00, 0x00];
+    /// VERIFY the admin PIN: `00 20 00 00 Lc <pin>`.
+    pub const INS_VERIFY_PIN: u8 = 0x20;
+    /// CHANGE the admin PIN (after VERIFY): `00 21 00 00 Lc <new pin>`.
+    pub const INS_CHANGE_PIN: u8 = 0x21;
+    /// Reset the OATH applet (after VERIFY): `00 05 00 00`.
+    pub const INS_RESET_OATH: u8 = 0x05;
+    /// The admin PIN of a new (or factory-reset) CanoKey.
+    pub const DEFAULT_ADMIN_PIN: &[u8] = b"123456";
+    /// Wrong PINs allowed before the admin applet blocks.
+    pub const ADMIN_PIN_RETRIES: u8 = 3;
+    /// Admin PIN length in bytes (`pin.min_length`, `PIN_MAX_LENGTH`).
+    pub const ADMIN_PIN_LEN: RangeInclusive<usize> = 6..=64;
+    /// `63 CX`: wrong PIN, X tries left.
+    pub const SW_PIN_RETRIES: u16 = 0x63C0;
+    /// The ATR of a CanoKey (`3B F7 11 00 00 81 31 FE 65` + "Canokey" + TCK), from
+    /// canokey-core `interfaces/USB/class/ccid/ccid.c`.
+    pub const ATR: [u8; 17] = [
+        0x3B, 0xF7, 0x11, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x65, 0x43, 0x61, 0x6E, 0x6F, 0x6B, 0x65,
+        0x79, 0x99,
+    ];
+    /// The OATH applet version every CanoKey reports in SELECT (`79 03 06 00 00`).
+    pub const OATH_VERSION_MAJOR: u8 = 6;
+}
+
 impl DeviceKind {
     /// Identify the card from its SELECT answer and, when known, the PC/SC reader name.
+    ///
+    /// A CanoKey is recognised by its reader name when it has one ("Canokeys Canokey …"
+    /// over USB), else by its SELECT answer: OATH version 6.x.y and no `8F` serial. That
+    /// covers readers whose name says nothing (vpcd's "Virtual PCD 00 00", NFC readers)
+    /// without the ATR, which [`crate::oath::Transport`] does not carry. No YubiKey
+    /// reports 6.x (they are 0.x–5.x); a reader named YubiKey/Yubico still wins.
     pub fn detect(info: &SelectInfo, reader: Option<&str>) -> Self {
         let reader = reader.unwrap_or_default().to_ascii_lowercase();
         if info.serial.is_some() || reader.contains("nitrokey 3") {
@@ -26,6 +63,8 @@ impl DeviceKind {
             Self::CanoKey
         } else if reader.contains("yubikey") || reader.contains("yubico") {
             Self::YubiKey
+        } else if info.version.0 == canokey::OATH_VERSION_MAJOR {
+            Self::CanoKey
         } else {
             Self::Generic
         }
@@ -64,6 +103,24 @@ pub struct Quirks {
     pub list_properties: bool,
     pub capacity: Option<usize>,
     pub max_id_len: usize,
+    /// The key increments a HOTP counter *before* computing (CanoKey): an account stored
+    /// with IMF n first gives the code for n + 1. Clients compensate when they PUT
+    /// ([`Quirks::hotp_imf`]): requested counter c > 0 is written as IMF c − 1, so the
+    /// first code is RFC 4226's for c. Counter 0 cannot be expressed (no IMF −1; the
+    /// counter is 64 bits, IMF only the low 32), so it is written as 0 and the first code
+    /// is the one for counter 1. That is accepted rather than refused: a server's
+    /// look-ahead window (RFC 4226 §7.4) takes it, and refusing would make every new
+    /// HOTP account impossible on the key.
+    pub hotp_increments_first: bool,
+    /// CALCULATE ALL and LIST tell whether a HOTP account needs touch. CanoKey answers
+    /// `77` for every HOTP account, touch or not, and LIST has no flag, so its HOTP
+    /// accounts are listed with touch unknown (`None`); callers then treat every HOTP
+    /// CALCULATE as one that may wait for a touch (the daemon raises `TouchPending`).
+    pub hotp_touch_reported: bool,
+    /// The OATH applet has no RESET (INS 04): it is reset through the vendor's admin
+    /// applet after VERIFY of the admin PIN (CanoKey: [`canokey::ADMIN_AID`],
+    /// [`canokey::INS_VERIFY_PIN`], [`canokey::INS_RESET_OATH`]).
+    pub admin_reset: bool,
 }
 
 impl Quirks {
@@ -88,6 +145,9 @@ impl Quirks {
                 None
             },
             max_id_len: MAX_ID_LEN,
+            hotp_increments_first: false,
+            hotp_touch_reported: true,
+            admin_reset: false,
         };
         match kind {
             DeviceKind::YubiKey => yubikey(version),
@@ -109,12 +169,17 @@ impl Quirks {
                 list_properties: true,
                 capacity: Some(50),
                 max_id_len: MAX_ID_LEN,
+                hotp_increments_first: false,
+                hotp_touch_reported: true,
+                admin_reset: false,
             },
+            // canokey-core applets/oath/oath.c: 100 records, names up to 64 bytes, the
+            // truncated answer is the raw 31-bit value, PUT of an existing name is 6985.
             DeviceKind::CanoKey => Self {
                 kind,
                 calculate_all: true,
                 full_response: true,
-                raw_truncation: false,
+                raw_truncation: true,
                 password: true,
                 rename: true,
                 sha512: true,
@@ -122,9 +187,22 @@ impl Quirks {
                 overwrite: false,
                 stable_salt: true,
                 list_properties: false,
-                capacity: None,
+                capacity: Some(100),
                 max_id_len: MAX_ID_LEN,
+                hotp_increments_first: true,
+                hotp_touch_reported: false,
+                admin_reset: true,
             },
+        }
+    }
+
+    /// The IMF (initial counter) to PUT so that the key's first HOTP code is RFC 4226's
+    /// for `requested`; see [`Quirks::hotp_increments_first`] for counter 0.
+    pub fn hotp_imf(&self, requested: u32) -> u32 {
+        if self.hotp_increments_first {
+            requested.saturating_sub(1)
+        } else {
+            requested
         }
     }
 
@@ -189,5 +267,35 @@ mod tests {
             DeviceKind::detect(&yk, Some("Canokeys Canokey [OpenPGP PIV OATH] 00 00")),
             DeviceKind::CanoKey
         );
+        // A CanoKey behind vpcd or an NFC reader: its SELECT answer says so.
+        let cano = info(Version(6, 0, 0), None);
+        assert_eq!(
+            DeviceKind::detect(&cano, Some("Virtual PCD 00 01")),
+            DeviceKind::CanoKey
+        );
+        assert_eq!(DeviceKind::detect(&cano, None), DeviceKind::CanoKey);
+        assert_eq!(
+            DeviceKind::detect(&cano, Some("Yubico YubiKey OTP+FIDO+CCID 00 00")),
+            DeviceKind::YubiKey
+        );
+    }
+
+    #[test]
+    fn canokey_quirks() {
+        let cano = Quirks::for_device(DeviceKind::CanoKey, Version(6, 0, 0));
+        assert!(cano.calculate_all && cano.full_response && cano.sha512 && cano.touch);
+        assert!(!cano.overwrite && !cano.hotp_touch_reported && cano.admin_reset);
+        assert_eq!(cano.capacity, Some(100));
+        assert!(cano.is_duplicate(StatusWord::ConditionsNotSatisfied));
+        assert!(cano.is_not_found(StatusWord::NoSuchObject));
+        // HOTP: the card increments before computing.
+        assert_eq!(cano.hotp_imf(5), 4);
+        assert_eq!(cano.hotp_imf(1), 0);
+        assert_eq!(cano.hotp_imf(0), 0);
+        let yk = Quirks::for_device(DeviceKind::YubiKey, Version(5, 7, 2));
+        assert_eq!(yk.hotp_imf(5), 5);
+        assert_eq!(yk.hotp_imf(0), 0);
+        assert!(yk.hotp_touch_reported && !yk.admin_reset);
+        assert!(!yk.is_duplicate(StatusWord::ConditionsNotSatisfied));
     }
 }

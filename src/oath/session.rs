@@ -3,6 +3,8 @@
 //! One `Session` lives for one PC/SC transaction. The card forgets the selection and the
 //! unlock when another program selects a different applet, so every operation starts here.
 
+use std::borrow::Cow;
+
 use tracing::debug;
 
 use super::apdu::CommandApdu;
@@ -10,7 +12,7 @@ use super::auth::{self, AccessKey};
 use super::code::{self, Code, NEVER};
 use super::consts::*;
 use super::credential::{Credential, CredentialData, CredentialId};
-use super::device::{DeviceKind, Quirks};
+use super::device::{DeviceKind, Quirks, canokey};
 use super::error::OathError;
 use super::exchange::exchange;
 use super::select::{SelectInfo, device_id_from_salt};
@@ -217,6 +219,10 @@ impl<T: Transport> Session<T> {
             if entry.code.is_some() && entry.credential.id.period != DEFAULT_PERIOD {
                 entry.code = Some(self.calculate(&entry.credential, timestamp)?);
             }
+            if entry.credential.oath_type == OathType::Hotp && !self.quirks.hotp_touch_reported {
+                // `77` says nothing about touch on this key (CanoKey): unknown, not "no".
+                entry.credential.touch = None;
+            }
         }
         Ok(entries)
     }
@@ -385,6 +391,20 @@ impl<T: Transport> Session<T> {
         self.put_planned(data, exists)
     }
 
+    /// `data` as this key must store it: on keys that increment a HOTP counter before
+    /// computing (CanoKey) the counter is written one lower, so the first code is RFC
+    /// 4226's for the requested counter (0 stays 0: see [`Quirks::hotp_increments_first`]).
+    /// Apply it exactly once per PUT, right before encoding.
+    pub fn for_card<'a>(&self, data: &'a CredentialData) -> Cow<'a, CredentialData> {
+        let imf = self.quirks.hotp_imf(data.counter);
+        if data.oath_type != OathType::Hotp || imf == data.counter {
+            return Cow::Borrowed(data);
+        }
+        let mut adjusted = data.clone();
+        adjusted.counter = imf;
+        Cow::Owned(adjusted)
+    }
+
     /// PUT a credential whose checks were made by the caller (an import plan): no LIST.
     /// `replaces` says the id is on the key; keys that refuse to overwrite get DELETE first.
     pub fn put_planned(
@@ -393,6 +413,8 @@ impl<T: Transport> Session<T> {
         replaces: bool,
     ) -> Result<Credential, OathError> {
         self.require_unlocked()?;
+        let adjusted = self.for_card(data);
+        let data: &CredentialData = &adjusted;
         let raw_id = data.id.to_bytes();
         if replaces && !self.quirks.overwrite {
             self.delete_raw(&raw_id)?;
@@ -524,7 +546,16 @@ impl<T: Transport> Session<T> {
     }
 
     /// RESET: wipe every credential and the password; the key gets a new identity.
+    /// Keys without an OATH RESET (CanoKey) are refused with the reason, before any APDU;
+    /// they reset through [`Session::reset_with_admin_pin`].
     pub fn reset(&mut self) -> Result<(), OathError> {
+        if self.quirks.admin_reset {
+            return Err(OathError::NotSupported(format!(
+                "OATH RESET on a {}: its OATH applet has none; it is reset through its admin \
+                 applet with the admin PIN, which `oathbridge reset` asks for",
+                self.quirks.kind.name()
+            )));
+        }
         let command = CommandApdu::new(INS_RESET, RESET_P1, RESET_P2, Vec::new());
         let response = exchange(&mut self.transport, &command)?;
         match response.sw {
@@ -536,6 +567,52 @@ impl<T: Transport> Session<T> {
         self.unlocked = false;
         Ok(())
     }
+
+    /// Reset the OATH applet of a key that has no OATH RESET (CanoKey): SELECT its admin
+    /// applet, VERIFY the admin `pin`, reset OATH; then SELECT OATH again, also after a
+    /// failure (the session stays usable, locked again if a password is set). A wrong PIN
+    /// is [`OathError::WrongPassword`] (the card counts it: after 3 in a row the admin
+    /// applet is blocked and answers 6983).
+    pub fn reset_with_admin_pin(&mut self, pin: &[u8]) -> Result<(), OathError> {
+        if !self.quirks.admin_reset {
+            return self.reset();
+        }
+        if !canokey::ADMIN_PIN_LEN.contains(&pin.len()) {
+            return Err(OathError::WrongPassword);
+        }
+        let result = admin_reset_oath(&mut self.transport, pin);
+        let info = select(&mut self.transport);
+        result?;
+        self.info = info?;
+        self.unlocked = false;
+        Ok(())
+    }
+}
+
+/// The CanoKey admin applet: SELECT, VERIFY PIN, RESET OATH.
+fn admin_reset_oath<T: Transport>(transport: &mut T, pin: &[u8]) -> Result<(), OathError> {
+    let mut send = |instruction, ins, p1, data: Vec<u8>| {
+        let sw = exchange(&mut *transport, &CommandApdu::new(ins, p1, 0, data))?.sw;
+        match sw {
+            StatusWord::Success => Ok(()),
+            StatusWord::Other(sw)
+                if ins == canokey::INS_VERIFY_PIN
+                    && sw > canokey::SW_PIN_RETRIES
+                    && sw <= canokey::SW_PIN_RETRIES | 0x0F =>
+            {
+                Err(OathError::WrongPassword)
+            }
+            sw => Err(OathError::Card { instruction, sw }),
+        }
+    };
+    send(
+        "SELECT admin applet",
+        INS_SELECT,
+        P1_SELECT_BY_AID,
+        canokey::ADMIN_AID.to_vec(),
+    )?;
+    send("VERIFY admin PIN", canokey::INS_VERIFY_PIN, 0, pin.to_vec())?;
+    send("admin RESET OATH", canokey::INS_RESET_OATH, 0, Vec::new())
 }
 
 fn select<T: Transport>(transport: &mut T) -> Result<SelectInfo, OathError> {

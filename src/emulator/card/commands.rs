@@ -10,9 +10,10 @@ use crate::emulator::stats::CommandKind;
 use crate::oath::StatusWord;
 use crate::oath::apdu::CommandApdu;
 use crate::oath::consts::{
-    AID, CHALLENGE_LEN, P2_FULL, P2_TRUNCATED, PROP_REQUIRE_TOUCH, RESET_P1, RESET_P2,
-    TAG_ALGORITHM, TAG_CHALLENGE, TAG_HOTP, TAG_IMF, TAG_KEY, TAG_NAME, TAG_NAME_LIST,
-    TAG_PROPERTY, TAG_RESPONSE, TAG_SERIAL, TAG_TOUCH, TAG_TRUNCATED, TAG_VERSION,
+    ACCESS_KEY_LEN, AID, CHALLENGE_LEN, P2_FULL, P2_TRUNCATED, PROP_ONLY_INCREASING,
+    PROP_REQUIRE_TOUCH, RESET_P1, RESET_P2, TAG_ALGORITHM, TAG_CHALLENGE, TAG_HOTP, TAG_IMF,
+    TAG_KEY, TAG_NAME, TAG_NAME_LIST, TAG_PROPERTY, TAG_RESPONSE, TAG_SERIAL, TAG_TOUCH,
+    TAG_TRUNCATED, TAG_VERSION,
 };
 use crate::oath::tlv::{self, Tlv, TlvReader};
 use crate::otp::{HashAlgorithm, OathType, dynamic_truncate, hmac};
@@ -21,6 +22,8 @@ use crate::otp::{HashAlgorithm, OathType, dynamic_truncate, hmac};
 const NITROKEY_PWS_TAGS: [u8; 3] = [0x83, 0x84, 0x85];
 /// Largest access key SET CODE accepts (one hash block).
 const MAX_ACCESS_KEY_LEN: usize = 64;
+/// Largest HMAC key a CanoKey stores (`MAX_KEY_LEN` 66 minus type and digits).
+const CANOKEY_MAX_KEY_LEN: usize = 64;
 
 type Reply = Result<Vec<u8>, StatusWord>;
 
@@ -53,6 +56,11 @@ impl Card {
         {
             return Err(StatusWord::InsNotSupported);
         }
+        if self.profile.is_canokey() && kind == CommandKind::Reset {
+            // No OATH RESET on a CanoKey (C3): it lives in the admin applet.
+            self.require_auth()?;
+            return Err(StatusWord::InsNotSupported);
+        }
         match kind {
             CommandKind::Reset => self.reset_applet(apdu.p1, apdu.p2),
             CommandKind::Validate => self.validate(&apdu.data),
@@ -81,6 +89,7 @@ impl Card {
             return Err(StatusWord::NotFound);
         }
         self.session.selected = true;
+        self.session.admin_selected = false;
         self.session.validated = false;
         self.session.select_challenge = None;
         let mut out = Vec::new();
@@ -104,6 +113,7 @@ impl Card {
 
     fn put(&mut self, data: &[u8]) -> Reply {
         let nitrokey = self.profile.is_nitrokey();
+        let canokey = self.profile.is_canokey();
         let mut id = None;
         let mut key_field = None;
         let mut properties = 0u8;
@@ -143,18 +153,28 @@ impl Card {
         {
             return Err(StatusWord::WrongData);
         }
+        // CanoKey: 4 to 8 digits, keys up to 64 bytes, only the known property flags.
+        if canokey
+            && (!(4..=8).contains(&digits)
+                || key.len() > CANOKEY_MAX_KEY_LEN
+                || properties & !(PROP_ONLY_INCREASING | PROP_REQUIRE_TOUCH) != 0)
+        {
+            return Err(StatusWord::WrongData);
+        }
         let counter = match imf {
             None => 0,
             Some(&[a, b, c, d]) => u64::from(u32::from_be_bytes([a, b, c, d])),
             Some(_) => return Err(StatusWord::WrongData),
         };
-        if nitrokey && imf.is_some() && oath_type == OathType::Totp {
+        if (nitrokey || canokey) && imf.is_some() && oath_type == OathType::Totp {
             return Err(StatusWord::WrongData);
         }
         let existing = self.state.position(id);
-        if nitrokey && existing.is_some() {
-            // Nitrokey never overwrites: delete first.
-            return Err(StatusWord::OperationBlocked);
+        if existing.is_some()
+            && let Some(sw) = self.profile.duplicate()
+        {
+            // Nitrokey (6983) and CanoKey (6985) never overwrite: delete first.
+            return Err(sw);
         }
         if existing.is_none() && self.state.credentials.len() >= self.profile.capacity() {
             return Err(StatusWord::NoSpace);
@@ -207,7 +227,11 @@ impl Card {
             .position(old.value)
             .ok_or(self.profile.not_found())?;
         if self.state.position(new.value).is_some() {
-            return Err(StatusWord::WrongData);
+            return Err(if self.profile.is_canokey() {
+                StatusWord::ConditionsNotSatisfied
+            } else {
+                StatusWord::WrongData
+            });
         }
         self.state.credentials[index].id = new.value.to_vec();
         self.persist()?;
@@ -249,9 +273,22 @@ impl Card {
         if credential.requires_touch() {
             self.await_touch()?;
         }
+        let increments_first = self.profile.hotp_increments_first();
         let credential = &mut self.state.credentials[index];
         // HOTP ignores the supplied challenge: it uses its counter, then increments it.
+        // A CanoKey increments first (C2), on 64 bits; at the top it answers 6985.
         let digest = match credential.oath_type {
+            OathType::Hotp if increments_first => {
+                credential.counter = credential
+                    .counter
+                    .checked_add(1)
+                    .ok_or(StatusWord::ConditionsNotSatisfied)?;
+                hmac(
+                    credential.algorithm,
+                    &credential.key,
+                    &credential.counter.to_be_bytes(),
+                )
+            }
             OathType::Hotp => {
                 let digest = hmac(
                     credential.algorithm,
@@ -302,8 +339,9 @@ impl Card {
         value.push(digits);
         let tag = if p2 == P2_TRUNCATED {
             let raw = dynamic_truncate(digest);
-            // The YubiKey reduces mod 10^digits; the Nitrokey returns the raw 31-bit value.
-            let code = if self.profile.is_nitrokey() {
+            // The YubiKey reduces mod 10^digits; the Nitrokey and the CanoKey return the
+            // raw 31-bit value.
+            let code = if self.profile.raw_truncation() {
                 raw
             } else {
                 let modulus = 10u64.pow(u32::from(digits.min(10)));
@@ -332,10 +370,14 @@ impl Card {
         };
         let algorithm = match algorithm_byte & 0x0F {
             0x01 => HashAlgorithm::Sha1,
-            0x02 => HashAlgorithm::Sha256,
+            0x02 if !self.profile.is_canokey() => HashAlgorithm::Sha256,
             _ => return Err(StatusWord::WrongData),
         };
         if key.is_empty() || key.len() > MAX_ACCESS_KEY_LEN {
+            return Err(StatusWord::WrongData);
+        }
+        // CanoKey: a 16-byte SHA-1 access key, nothing else.
+        if self.profile.is_canokey() && key.len() != ACCESS_KEY_LEN {
             return Err(StatusWord::WrongData);
         }
         let challenge = required(&elements, TAG_CHALLENGE)?;
