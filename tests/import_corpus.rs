@@ -36,7 +36,10 @@ fn assert_quiet(what: &str, run: &CliRun) {
         for window in secret.as_bytes().windows(6) {
             let window = std::str::from_utf8(window).expect("ascii");
             for text in [&run.stdout, &run.stderr] {
-                assert!(!text.contains(window), "{what}: output holds {window:?}: {text}");
+                assert!(
+                    !text.contains(window),
+                    "{what}: output holds {window:?}: {text}"
+                );
             }
         }
     }
@@ -94,7 +97,10 @@ impl Key {
         assert_eq!(got.len(), lines.len(), "{what}: {}", run.stderr);
         for (line, want) in got.iter().zip(lines) {
             assert!(line.starts_with("error: "), "{what}: {line}");
-            assert!(line.ends_with(want), "{what}: {line:?} does not end with {want:?}");
+            assert!(
+                line.ends_with(want),
+                "{what}: {line:?} does not end with {want:?}"
+            );
         }
         assert_eq!(self.ids(), before, "{what}: the key changed");
     }
@@ -109,7 +115,11 @@ fn every_app_export_adds_exactly_its_accounts() {
             &["Example:alice@example.com", "Forge:bob", "Steam:frank"],
             "",
         ),
-        ("apps/aegis-encrypted.json", &["60/Mail:dave", "erin"], PASSWORD),
+        (
+            "apps/aegis-encrypted.json",
+            &["60/Mail:dave", "erin"],
+            PASSWORD,
+        ),
         (
             "apps/2fas.2fas",
             &["Example:alice@example.com", "Forge:bob", "Steam:frank"],
@@ -142,7 +152,10 @@ fn every_app_export_adds_exactly_its_accounts() {
         let got = key.ids();
         assert_eq!(got.len(), want.len(), "{file}: {got:?}");
         for id in ids.iter().filter(|id| !id.starts_with("Steam:")) {
-            assert!(got.contains(&id.to_string()), "{file}: {id} missing from {got:?}");
+            assert!(
+                got.contains(&id.to_string()),
+                "{file}: {id} missing from {got:?}"
+            );
         }
         if ids.contains(&"Example:alice@example.com") && !file.contains("freeotp") {
             assert_eq!(key.code("Example:alice@example.com"), "490998", "{file}");
@@ -165,7 +178,9 @@ fn malformed_app_exports_are_refused_where_they_are_wrong() {
         (
             "apps/aegis-encrypted-tampered.json",
             PASSWORD,
-            &["aegis-encrypted-tampered.json: db: the vault is damaged (its contents fail the integrity check)"],
+            &[
+                "aegis-encrypted-tampered.json: db: the vault is damaged (its contents fail the integrity check)",
+            ],
         ),
         (
             "apps/aegis-encrypted.json",
@@ -192,34 +207,50 @@ fn malformed_app_exports_are_refused_where_they_are_wrong() {
         (
             "apps/2fas-encrypted.2fas",
             "",
-            &["2fas-encrypted.2fas: encrypted 2FAS backups are not supported: export again without a password"],
+            &[
+                "2fas-encrypted.2fas: encrypted 2FAS backups are not supported: export again without a password",
+            ],
         ),
         (
             "apps/bitwarden-encrypted.json",
             "",
-            &["bitwarden-encrypted.json: encrypted Bitwarden exports are not supported: export again as unencrypted JSON"],
+            &[
+                "bitwarden-encrypted.json: encrypted Bitwarden exports are not supported: export again as unencrypted JSON",
+            ],
         ),
         (
             "apps/freeotp-plus-bad-secret.json",
             "",
-            &["freeotp-plus-bad-secret.json: entry 2: secret: expected a list of bytes (-128 to 127)"],
+            &[
+                "freeotp-plus-bad-secret.json: entry 2: secret: expected a list of bytes (-128 to 127)",
+            ],
         ),
         (
             "apps/unknown-kind.json",
             "",
-            &["unknown-kind.json: JSON of an unknown kind (expected an export of Aegis, 2FAS, andOTP, Bitwarden or FreeOTP+)"],
+            &[
+                "unknown-kind.json: JSON of an unknown kind (expected an export of Aegis, 2FAS, andOTP, Bitwarden or FreeOTP+)",
+            ],
         ),
     ];
     for (file, stdin, lines) in cases {
         let path = fixture(file);
-        key.refused(file, &["add", "--from", &path], &format!("{stdin}\n"), lines);
+        key.refused(
+            file,
+            &["add", "--from", &path],
+            &format!("{stdin}\n"),
+            lines,
+        );
     }
 }
 
 #[test]
 fn malformed_text_inputs_name_the_line_entry_and_field() {
     let key = Key::new();
-    let good = format!("otpauth://totp/Example:carol@example.com?secret={}", SEEDS[0]);
+    let good = format!(
+        "otpauth://totp/Example:carol@example.com?secret={}",
+        SEEDS[0]
+    );
     let cases: Vec<(&str, String, Vec<String>)> = vec![
         (
             "truncated URI",
@@ -292,7 +323,10 @@ fn malformed_text_inputs_name_the_line_entry_and_field() {
     let path = fixture("apps/aegis-encrypted.json");
     let run = key.run(&["-vvv", "add", "--from", &path], "wrong password\n");
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = key.run(&["-vvv", "add", "--from", &path, "--dry-run"], &format!("{PASSWORD}\n"));
+    let run = key.run(
+        &["-vvv", "add", "--from", &path, "--dry-run"],
+        &format!("{PASSWORD}\n"),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     // An image format we cannot read is named as such, not taken for text.
     let tiff = b"II*\0\x08\0\0\0\0\0\0\0";
@@ -322,9 +356,62 @@ fn dry_run_plans_and_writes_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = key.run(&["add", "--from", &path, "--dry-run", "--force"], "");
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.lines().filter(|l| l.starts_with("replace ")).count(), 3);
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.starts_with("replace "))
+            .count(),
+        3
+    );
     // Without --force, every existing id is a problem, all reported at once.
     let run = key.run(&["add", "--from", &path, "--dry-run"], "");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 3, "{}", run.stderr);
+}
+
+#[test]
+fn qr_images_of_every_kind_add_their_accounts() {
+    let key = Key::new();
+    let carol = "Example:carol@example.com";
+    let dave = "dave@example.com";
+    let cases: &[(&str, &[&str])] = &[
+        ("images/dark-mode.png", &[carol]),
+        ("images/transparent.png", &[dave]),
+        ("images/two-codes.png", &[carol, dave]),
+        ("images/screenshot.jpg", &["Steam:frank"]),
+        ("images/photo.jpg", &[dave]),
+        ("images/code.gif", &[dave]),
+        ("images/code.webp", &["Steam:frank"]),
+        ("images/code.bmp", &[carol]),
+    ];
+    for (file, ids) in cases {
+        let path = fixture(file);
+        let run = key.run(&["--json", "add", "--from", &path, "--dry-run"], "");
+        assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+        let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON plan");
+        let got: Vec<&str> = plan
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|row| row["id"].as_str())
+            .collect();
+        assert_eq!(&got, ids, "{file}");
+        if ids.len() > 1 {
+            assert!(
+                run.stderr.contains("found 2 QR codes"),
+                "{file}: {}",
+                run.stderr
+            );
+        }
+    }
+    // One real write from an image, and its code.
+    let run = key.run(&["add", "--from", &fixture("images/dark-mode.png")], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(key.code(carol), "490998");
+    key.refused(
+        "TIFF",
+        &["add", "--from", &fixture("images/not-supported.tiff")],
+        "",
+        &["not-supported.tiff: unsupported image format TIFF (save it as PNG or JPEG)"],
+    );
 }

@@ -7,7 +7,7 @@ use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
 use tracing::debug;
 use zeroize::Zeroizing;
 
-use super::scan::Luma;
+use super::pixels::Luma;
 use super::{MAX_DECODED_BYTES, MAX_DIMENSION, QrError};
 
 /// What the first bytes of a file say it is.
@@ -113,14 +113,14 @@ fn is_ico(bytes: &[u8]) -> bool {
         && bytes[9] == 0
 }
 
-/// `<svg`, possibly after a byte-order mark, white space, an XML declaration, a doctype or
-/// comments (looked for in the first 4 KiB).
+/// `<svg`, possibly after a byte-order mark, white space, an XML declaration, an SVG doctype
+/// or comments (looked for in the first 4 KiB).
 fn is_svg(bytes: &[u8]) -> bool {
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = &text[text.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
     let head = &text[..text.len().min(4096)];
     text.starts_with(b"<svg")
-        || ([&b"<?xml"[..], b"<!DOCTYPE", b"<!--"]
+        || ([&b"<?xml"[..], b"<!DOCTYPE svg", b"<!--"]
             .iter()
             .any(|p| text.starts_with(p))
             && head.windows(4).any(|w| w == b"<svg"))
@@ -128,10 +128,9 @@ fn is_svg(bytes: &[u8]) -> bool {
 
 /// Decode a supported image within [`MAX_DIMENSION`] and [`MAX_DECODED_BYTES`].
 pub(super) fn decode(bytes: &[u8]) -> Result<DynamicImage, QrError> {
-    let (format, name) = match (supported(bytes), image_kind(bytes)) {
-        (Some(found), _) => found,
-        (None, ImageKind::Unsupported(name)) => return Err(QrError::UnsupportedFormat(name)),
-        (None, _) => return Err(QrError::UnsupportedFormat("unknown")),
+    let Some((format, name)) = supported(bytes) else {
+        let name = unsupported(bytes).unwrap_or("unknown");
+        return Err(QrError::UnsupportedFormat(name));
     };
     if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
         return Err(QrError::Damaged(name));
@@ -143,7 +142,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<DynamicImage, QrError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits);
     // The decoders' messages name chunks, markers and offsets only, never pixel data.
-    reader.decode().map_err(|error| match error {
+    let image = reader.decode().map_err(|error| match error {
         ImageError::Limits(_) => QrError::TooLarge,
         ImageError::Unsupported(error) => {
             debug!(format = name, %error, "image variant not supported");
@@ -153,7 +152,11 @@ pub(super) fn decode(bytes: &[u8]) -> Result<DynamicImage, QrError> {
             debug!(format = name, %error, "image decoding failed");
             QrError::Damaged(name)
         }
-    })
+    })?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(QrError::Damaged(name));
+    }
+    Ok(image)
 }
 
 /// True when the segments before a JPEG's first scan are intact but no end-of-image marker

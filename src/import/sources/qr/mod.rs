@@ -5,7 +5,9 @@
 //! Read: PNG, JPEG, GIF, WebP and BMP ([`image_kind`] names other image formats so the caller
 //! can say "save it as PNG"). Dark-on-light and light-on-dark codes, transparent backgrounds,
 //! small codes in large cluttered screenshots, and photos (slightly rotated, unevenly lit,
-//! blurred, noisy) are found by a fixed, small number of passes (see `scan`).
+//! blurred, noisy) are found by a fixed, small number of passes (see `scan`), within a
+//! wall-clock budget: each pass runs on a thread of its own, and one that rqrr stalls on is
+//! abandoned (it finishes on its own, or with the process).
 //!
 //! Hostile images are bounded before decoding: at most [`MAX_DIMENSION`] pixels a side and
 //! [`MAX_DECODED_BYTES`] of decoder allocations, so a small file cannot expand into gigabytes.
@@ -15,6 +17,7 @@
 //! Errors and logs never quote the QR content: it is the secret.
 
 mod format;
+mod pixels;
 mod scan;
 
 #[cfg(test)]
