@@ -29,9 +29,13 @@ banner "system packages"
 # libglib2.0-bin (gdbus), systemd (busctl, systemd-analyze), desktop-file-utils: D-Bus and
 # desktop-file tests. gnome-keyring: a real Secret Service for the remembered-password tests.
 # xvfb, xclip: a private X server and a second X client for the clipboard tests.
+# lintian, dpkg-dev (dpkg-shlibdeps for cargo-deb's $auto): tests/deb_package.rs.
 packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config dbus-daemon dbus-bin
   python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils gnome-keyring
   xvfb xclip)
+packages+=(lintian dpkg-dev)
+# gnome-shell, gjs (runs its org.gnome.Shell.Notifications service): tests/gnome_shell.rs.
+packages+=(gnome-shell gjs)
 if command -v dpkg-query >/dev/null; then
   missing=()
   for package in "${packages[@]}"; do
@@ -85,6 +89,11 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 cargo --version
 rustc --version
+
+banner "cargo-deb (scripts/build-deb.sh, tests/deb_package.rs)"
+# 3.8.0 is the version the packaging was made with (it builds with Rust 1.95 in ~3 min).
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
+cargo deb --version
 
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check

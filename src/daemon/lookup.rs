@@ -85,8 +85,15 @@ const LAUNCHER_WAIT: Duration = Duration::from_millis(500);
 
 /// Visible (not hidden) accounts of every unlocked key, with cached codes.
 pub async fn all_accounts(shared: &Shared, connection: &Connection) -> Vec<Found> {
+    all_accounts_at(shared, connection, crate::clock::unix_now()).await
+}
+
+/// [`all_accounts`] with the codes valid at `at` (GNOME search asks a few seconds ahead:
+/// see [`super::search_provider`]). Keys that do not answer within the launcher wait are
+/// left out.
+pub async fn all_accounts_at(shared: &Shared, connection: &Connection, at: u64) -> Vec<Found> {
     let mut found = Vec::new();
-    for answer in ask_all(shared, crate::clock::unix_now(), LAUNCHER_WAIT).await {
+    for answer in ask_all(shared, at, LAUNCHER_WAIT).await {
         let device = answer.device;
         let id = device.info.id.clone();
         let entries = match answer.codes {
@@ -129,8 +136,14 @@ pub async fn search(shared: &Shared, connection: &Connection, terms: &[String]) 
 
 /// A code for `found` now: the cached one, or a card calculation (touch waits).
 pub async fn code_now(shared: &Shared, found: &Found) -> Result<Code, CoreError> {
+    code_at(shared, found, crate::clock::unix_now()).await
+}
+
+/// The code of `found` valid at `at`: the cached one, or a card calculation (touch waits).
+pub async fn code_at(shared: &Shared, found: &Found, at: u64) -> Result<Code, CoreError> {
     if let Some(code) = found.ready_code()
-        && code.valid_to > crate::clock::unix_now()
+        && code.valid_from <= at
+        && at < code.valid_to
     {
         return Ok(code.clone());
     }
@@ -138,6 +151,6 @@ pub async fn code_now(shared: &Shared, found: &Found) -> Result<Code, CoreError>
     let credential = found.entry.credential.clone();
     device
         .handle
-        .run(move |worker| worker.calculate(&credential, crate::clock::unix_now()))
+        .run(move |worker| worker.calculate(&credential, at))
         .await
 }
