@@ -193,6 +193,16 @@ fn every_row(profile: &str, direct: bool) {
     let run = setup.run(&["add", "--from", "-"], FRANK);
     assert_eq!(run.code, 0, "Steam: {}", run.stderr);
     assert_eq!(setup.code("Steam:frank"), "NNKW3");
+    // The listing (CALCULATE ALL for the others) shows Steam's code too, not a number.
+    let listing = setup.run(&["code", "--at", AT], "");
+    assert!(
+        listing
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("Steam:frank") && l.ends_with("NNKW3")),
+        "{}",
+        listing.stdout
+    );
 
     // A light-on-dark QR code (dark-mode screenshot).
     let dark = "otpauth://totp/Dark:mode@example.com?secret=NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBU";

@@ -251,9 +251,8 @@ fn single_codes(
     timestamp: u64,
     count: u32,
 ) -> CliResult<Vec<crate::oath::Code>> {
-    let is_steam = credential.is_steam();
+    // Listed codes are final (Steam's alphabet included: the session made them).
     if count == 1
-        && !is_steam
         && let Some(code) = listed
     {
         return Ok(vec![code]);

@@ -216,8 +216,11 @@ impl<T: Transport> Session<T> {
         }
         let mut entries = parse_calculate_all(&response.data, timestamp)?;
         for entry in &mut entries {
-            if entry.code.is_some() && entry.credential.id.period != DEFAULT_PERIOD {
-                entry.code = Some(self.calculate(&entry.credential, timestamp)?);
+            // Steam and non-30 s accounts: CALCULATE ALL's numeric 30 s code is not theirs.
+            if entry.code.is_some()
+                && (entry.credential.is_steam() || entry.credential.id.period != DEFAULT_PERIOD)
+            {
+                entry.code = Some(self.calculate_code(&entry.credential, timestamp)?);
             }
             if entry.credential.oath_type == OathType::Hotp && !self.quirks.hotp_touch_reported {
                 // `77` says nothing about touch on this key (CanoKey): unknown, not "no".
@@ -236,7 +239,7 @@ impl<T: Transport> Session<T> {
                 && credential.touch == Some(false)
                 && (credential.algorithm != Some(HashAlgorithm::Sha512) || self.quirks.sha512)
             {
-                Some(self.calculate(&credential, timestamp)?)
+                Some(self.calculate_code(&credential, timestamp)?)
             } else {
                 None
             };
