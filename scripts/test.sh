@@ -36,6 +36,8 @@ packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config dbus-daemo
 packages+=(lintian dpkg-dev)
 # gnome-shell, gjs (runs its org.gnome.Shell.Notifications service): tests/gnome_shell.rs.
 packages+=(gnome-shell gjs)
+# plasma-workspace (krunner), xdotool, imagemagick (import): tests/krunner.rs, a real KRunner.
+packages+=(plasma-workspace xdotool imagemagick)
 if command -v dpkg-query >/dev/null; then
   missing=()
   for package in "${packages[@]}"; do

@@ -278,7 +278,8 @@ async fn krunner_match_tuples_actions_and_config() {
     assert!(id.starts_with("/io/github/oathbridge/OathBridge1/accounts/"));
     assert_eq!(text, "GitHub: alice");
     assert_eq!(icon, "security-high");
-    assert_eq!(*category, 70);
+    // "alice" is an account name exactly: an exact match (KF5 ExactMatch, KF6 Highest).
+    assert_eq!(*category, 100);
     assert!(*relevance > 0.0 && *relevance <= 1.0);
     assert!(properties.contains_key("subtext"));
     let touch_subtext =
