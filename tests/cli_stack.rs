@@ -226,7 +226,11 @@ fn nitrokey_profile_uses_list_and_calculate() {
         RFC_SHA1,
     );
     assert_eq!(dup.code, 2, "{}", dup.stderr);
-    assert!(dup.stderr.contains("rfc-sha1: already on the key"), "{}", dup.stderr);
+    assert!(
+        dup.stderr.contains("rfc-sha1: already on the key"),
+        "{}",
+        dup.stderr
+    );
     ok(
         &bed,
         &[

@@ -99,14 +99,20 @@ mod tests {
         let mut cache = CodeCache::default();
         // 1_000_000_020 starts a 30 s step.
         cache.insert(1_000_000_045, vec![entry(30, 1_000_000_045)]);
-        assert!(cache.get(1_000_000_021).is_some(), "same step, earlier second");
+        assert!(
+            cache.get(1_000_000_021).is_some(),
+            "same step, earlier second"
+        );
         assert!(cache.get(1_000_000_019).is_none(), "previous step");
         assert!(cache.get(1_000_000_050).is_none(), "next step");
         // A 45 s account's window can end inside a 30 s step.
         // (step 4 is 120..150, the 45 s window 90..135 ends inside it.)
         cache.insert(120, vec![entry(45, 120)]);
         assert!(cache.get(134).is_some());
-        assert!(cache.get(135).is_none(), "the 45 s code expired inside the step");
+        assert!(
+            cache.get(135).is_none(),
+            "the 45 s code expired inside the step"
+        );
     }
 
     #[test]
