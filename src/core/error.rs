@@ -27,6 +27,9 @@ pub enum CoreError {
     InvalidInput(String),
     #[error("{0}")]
     Card(String),
+    /// Another program reset the card during the operation; reading again is safe.
+    #[error("the key was reset by another program during the operation; try again")]
+    CardReset,
     /// An import plan with problems: nothing was written.
     #[error("{0}")]
     Refused(crate::import::plan::Problems),
@@ -39,6 +42,7 @@ impl From<OathError> for CoreError {
     fn from(error: OathError) -> Self {
         match error {
             OathError::Transport(TransportError::CardRemoved) => Self::DeviceRemoved,
+            OathError::Transport(TransportError::CardReset) => Self::CardReset,
             OathError::Locked => Self::Locked,
             OathError::WrongPassword => Self::WrongPassword("wrong password".into()),
             OathError::NoPassword => Self::InvalidInput("the key has no password set".into()),

@@ -22,7 +22,7 @@ use crate::oath::{
     Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport, Version,
 };
 use crate::otp::OathType;
-use crate::transport::pcsc::{Insertion, Pcsc};
+use crate::transport::pcsc::{Insertion, Pcsc, PcscError};
 
 /// How to reach a key.
 #[derive(Clone)]
@@ -214,9 +214,17 @@ fn with_transport<R>(
     match link {
         Link::Pcsc { reader } => {
             let pcsc = pcsc.ok_or(CoreError::DeviceRemoved)?;
-            let mut card = pcsc.connect(reader)?;
-            let mut transaction = card.transaction()?;
-            action(&mut transaction, Some(reader))
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut card = pcsc.connect(reader)?;
+                match card.transaction() {
+                    Ok(mut transaction) => return action(&mut transaction, Some(reader)),
+                    // Left unpowered by another program: a fresh connection powers it up.
+                    Err(PcscError::Unpowered) if attempt < 3 => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            }
         }
         Link::Virtual { card, .. } => {
             let mut transport = EmulatorTransport::from_shared(card.clone());
@@ -337,7 +345,11 @@ impl Worker {
         if let Some(entries) = self.cache.lock().get(now) {
             return Ok(entries.to_vec());
         }
-        let entries = self.session(|session| Ok(session.calculate_all(now)?))?;
+        let entries = match self.session(|session| Ok(session.calculate_all(now)?)) {
+            // Reading codes is idempotent: once more after another program's reset.
+            Err(CoreError::CardReset) => self.session(|session| Ok(session.calculate_all(now)?))?,
+            other => other?,
+        };
         self.cache.lock().insert(now, entries.clone());
         Ok(entries)
     }

@@ -111,7 +111,7 @@ impl From<CoreError> for DaemonError {
             CoreError::NoSpace => Self::NoSpace(message),
             CoreError::NotSupported(_) => Self::NotSupported(message),
             CoreError::InvalidInput(_) => Self::InvalidInput(message),
-            CoreError::Card(_) => Self::CardError(message),
+            CoreError::Card(_) | CoreError::CardReset => Self::CardError(message),
             CoreError::Refused(problems) => super::import::refused(&problems),
             CoreError::ImportFailed { removed: true, .. } => Self::DeviceRemoved(message),
             CoreError::ImportFailed { removed: false, .. } => Self::CardError(message),

@@ -30,6 +30,9 @@ pub enum PcscError {
     SharingViolation(Option<String>),
     #[error("reader name contains a NUL byte")]
     BadReaderName,
+    /// Another program powered the card down; a new connection powers it up.
+    #[error("the key was powered down by another program; try again")]
+    Unpowered,
     #[error("PC/SC error: {0}")]
     Other(pcsc::Error),
 }
@@ -41,6 +44,7 @@ impl From<pcsc::Error> for PcscError {
             pcsc::Error::NoService | pcsc::Error::ServiceStopped => Self::NoService,
             pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => Self::CardRemoved,
             pcsc::Error::SharingViolation => Self::SharingViolation(None),
+            pcsc::Error::UnpoweredCard => Self::Unpowered,
             other => Self::Other(other),
         }
     }
@@ -150,6 +154,16 @@ impl Pcsc {
                         crate::transport::holders::describe_card_users(),
                     ));
                 }
+                // Powered down or reset by a program that just left (ykman): pcscd brings
+                // it back up; try again within the same wait.
+                Err(
+                    error @ (pcsc::Error::UnpoweredCard
+                    | pcsc::Error::ResetCard
+                    | pcsc::Error::UnresponsiveCard),
+                ) if Instant::now() < deadline => {
+                    debug!(reader, %error, "card not ready; retrying");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 Err(e) => return Err(e.into()),
             }
         };
@@ -180,7 +194,9 @@ impl PcscCard {
         &self.reader
     }
 
-    /// Begin a transaction. If another program reset the card, reconnect once and retry.
+    /// Begin a transaction. If another program reset the card, reconnect once (leaving the
+    /// card as it is) and retry. A card another program left unpowered (ykman does) is
+    /// [`PcscError::Unpowered`]: connect again, which powers it up as any client's connect does.
     pub fn transaction(&mut self) -> Result<PcscTransaction<'_>, PcscError> {
         let card = self.card.as_mut().ok_or(PcscError::CardRemoved)?;
         let transaction = match card.transaction2() {
@@ -193,6 +209,7 @@ impl PcscCard {
                 card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)?;
                 card.transaction()?
             }
+            Err((_, pcsc::Error::UnpoweredCard)) => return Err(PcscError::Unpowered),
             Err((_, error)) => return Err(error.into()),
         };
         Ok(PcscTransaction {
@@ -226,7 +243,10 @@ impl Transport for PcscTransaction<'_> {
             Err(
                 pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard | pcsc::Error::NotTransacted,
             ) => Err(TransportError::CardRemoved),
-            Err(pcsc::Error::ResetCard) => Err(TransportError::CardReset),
+            // Reset, or reconnected by another program with another protocol: start over.
+            Err(pcsc::Error::ResetCard | pcsc::Error::ProtoMismatch) => {
+                Err(TransportError::CardReset)
+            }
             Err(pcsc::Error::Timeout) => Err(TransportError::Timeout),
             Err(e) => Err(TransportError::Io(e.to_string())),
         }
