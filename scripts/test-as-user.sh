@@ -28,6 +28,16 @@ while [ "$dir" != / ]; do
   fi
   dir=$(dirname "$dir")
 done
+# ykman's venv links to the Python it was made with (pyenv's may live under /root): the
+# same traverse bit along that path.
+if [ -n "${OATHBRIDGE_YKMAN:-}" ]; then
+  python=$(readlink -f "$(dirname "$OATHBRIDGE_YKMAN")/python" || true)
+  dir=$(dirname "${python:-/}")
+  while [ -n "$python" ] && [ "$dir" != / ]; do
+    runuser -u "$user" -- test -x "$dir" || { echo "test-as-user.sh: chmod o+x $dir (ykman's Python)"; chmod o+x "$dir"; }
+    dir=$(dirname "$dir")
+  done
+fi
 runuser -u "$user" -- test -r "$PWD/Cargo.toml" ||
   { echo "test-as-user.sh: $user cannot read $PWD" >&2; exit 1; }
 

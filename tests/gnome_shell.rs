@@ -60,29 +60,6 @@ fn require(name: &str, package: &str) -> PathBuf {
         })
 }
 
-/// `target/screenshots` (kept after the test), or a temp dir when the target dir is not
-/// writable (the rootless pass runs the test binaries as another user).
-fn screenshot_dir() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map(|t| t.join("screenshots"))
-        .unwrap_or_else(|| repo().join("target/screenshots"));
-    let writable = std::fs::create_dir_all(&target).is_ok()
-        && std::fs::write(target.join(".probe"), b"").is_ok();
-    if writable {
-        let _ = std::fs::remove_file(target.join(".probe"));
-        return target;
-    }
-    let fallback = std::env::temp_dir().join("oathbridge-screenshots");
-    std::fs::create_dir_all(&fallback).expect("create a screenshot dir");
-    eprintln!(
-        "gnome shell test: {} is not writable; screenshots go to {}",
-        target.display(),
-        fallback.display()
-    );
-    fallback
-}
-
 /// The shell and its private system bus, stopped on drop (also on panic). Both carry the
 /// bed's marker, so the bed's teardown and watchdog catch anything they leave behind.
 struct Shell {
@@ -626,7 +603,7 @@ fn gnome_shell_overview_shows_codes_from_the_key() {
     let all = search(&bus, &shell, "git", 2);
     assert_eq!(all.len(), 2);
 
-    let shots = screenshot_dir();
+    let shots = common::screenshot_dir();
     drop_foreign_notifications(&bus, &shell);
     screenshot(&bus, &shell, &shots.join("gnome-overview.png"), None);
     // The search entry and our results, for the README.

@@ -172,8 +172,7 @@ fn xclip_copy(bed: &TestBed, xvfb: &Xvfb, text: &str) {
 
 /// `import -window <window> target/screenshots/krunner-<name>.png`.
 fn screenshot(bed: &TestBed, xvfb: &Xvfb, window: &str, name: &str) -> PathBuf {
-    let dir = repo().join("target/screenshots");
-    std::fs::create_dir_all(&dir).expect("mkdir target/screenshots");
+    let dir = common::screenshot_dir();
     let path = dir.join(format!("krunner-{name}.png"));
     let (ok, _) = x_tool(
         bed,

@@ -26,7 +26,8 @@ pub fn run_command(mut command: Command, stdin: &str) -> CliRun {
         .take()
         .expect("stdin")
         .write_all(stdin.as_bytes())
-        .expect("write stdin");
+        // The command may refuse before reading its input: a closed pipe is fine.
+        .ok();
     let pid = child.id();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -957,3 +957,27 @@ impl CardHandle {
         }
     }
 }
+
+/// `target/screenshots` (kept after the test), or a temp dir when the target dir is not
+/// writable (the rootless pass runs the test binaries as another user).
+pub fn screenshot_dir() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|t| t.join("screenshots"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
+    let writable = std::fs::create_dir_all(&target).is_ok()
+        && std::fs::write(target.join(".probe"), b"").is_ok();
+    if writable {
+        let _ = std::fs::remove_file(target.join(".probe"));
+        return target;
+    }
+    let fallback =
+        std::env::temp_dir().join(format!("oathbridge-screenshots-{}", std::process::id()));
+    std::fs::create_dir_all(&fallback).expect("create a screenshot dir");
+    eprintln!(
+        "test: {} is not writable; screenshots go to {}",
+        target.display(),
+        fallback.display()
+    );
+    fallback
+}

@@ -1,0 +1,393 @@
+//! D-Bus load for `scripts/bench.sh`: cached `GetCodes` latency over one connection, and a
+//! soak of mixed calls from several connections. Talks to the daemon on the session bus
+//! (`DBUS_SESSION_BUS_ADDRESS`); prints `key=value` lines for the script.
+//!
+//!   cargo run --release --example bench_client -- latency --calls 1000
+//!   cargo run --release --example bench_client -- soak --calls 100000 --clients 4 \
+//!       --max-seconds 240 --write-reader "Virtual PCD 00 00" --soak-secret JBSWY3DPEHPK3PXP
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use oathbridge::daemon::{BUS_NAME, ROOT_PATH};
+use tokio::sync::Mutex;
+use zbus::Connection;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+const MANAGER: &str = "io.github.oathbridge.OathBridge1.Manager";
+const DEVICE: &str = "io.github.oathbridge.OathBridge1.Device";
+const ACCOUNT: &str = "io.github.oathbridge.OathBridge1.Account";
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
+/// Accounts the soak deletes and adds again, on the key in `--write-reader`.
+const SOAK_SLOTS: usize = 2;
+
+type Dict = HashMap<String, OwnedValue>;
+type Entries = Vec<Dict>;
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GetCodes over one connection, one call at a time: p50/p95/p99.
+    Latency {
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+        /// GetCodes option "timestamp" (0 = now); a fixed one keeps every call cached.
+        #[arg(long, default_value_t = 0)]
+        timestamp: u64,
+    },
+    /// Mixed calls from several connections until `--calls` or `--max-seconds`.
+    Soak {
+        #[arg(long, default_value_t = 100_000)]
+        calls: u64,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 240)]
+        max_seconds: u64,
+        /// Reader of the key that takes the adds and deletes.
+        #[arg(long)]
+        write_reader: String,
+        /// Base32 seed of the accounts Soak:slot0, Soak:slot1 on that key.
+        #[arg(long)]
+        soak_secret: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bench_client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Latency {
+                calls,
+                warmup,
+                timestamp,
+            } => latency(calls, warmup, timestamp).await,
+            Command::Soak {
+                calls,
+                clients,
+                max_seconds,
+                write_reader,
+                soak_secret,
+            } => {
+                soak(
+                    calls,
+                    clients,
+                    Duration::from_secs(max_seconds),
+                    write_reader,
+                    soak_secret,
+                )
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
+    v.into().try_to_owned().expect("plain values convert")
+}
+
+async fn get_codes(connection: &Connection, options: &Dict) -> zbus::Result<Entries> {
+    let reply = connection
+        .call_method(
+            Some(BUS_NAME),
+            ROOT_PATH,
+            Some(MANAGER),
+            "GetCodes",
+            options,
+        )
+        .await?;
+    reply.body().deserialize::<Entries>()
+}
+
+async fn latency(calls: usize, warmup: usize, timestamp: u64) -> zbus::Result<()> {
+    let connection = Connection::session().await?;
+    let mut options = Dict::new();
+    if timestamp != 0 {
+        options.insert("timestamp".into(), value(timestamp));
+    }
+    let mut entries = 0;
+    for _ in 0..warmup.max(1) {
+        entries = get_codes(&connection, &options).await?.len();
+    }
+    let mut ms = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let got = get_codes(&connection, &options).await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        if got.len() != entries {
+            return Err(zbus::Error::Failure(format!(
+                "GetCodes returned {} entries, then {entries}",
+                got.len()
+            )));
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| ms[((q * ms.len() as f64) as usize).min(ms.len() - 1)];
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    println!(
+        "entries={entries} n={} p50_ms={:.3} p95_ms={:.3} p99_ms={:.3} mean_ms={mean:.3} max_ms={:.3}",
+        ms.len(),
+        pick(0.50),
+        pick(0.95),
+        pick(0.99),
+        ms[ms.len() - 1]
+    );
+    Ok(())
+}
+
+/// What every soak client shares.
+struct Soak {
+    calls: u64,
+    deadline: Instant,
+    next: AtomicU64,
+    done: AtomicU64,
+    errors: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// One delete + add pair at a time (both slots live on one key).
+    writes: Mutex<()>,
+    write_reader: String,
+    secret: String,
+}
+
+impl Soak {
+    fn record(&self, what: &str, result: zbus::Result<()>) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = result {
+            let name = match &error {
+                zbus::Error::MethodError(name, _, _) => format!("{what}: {name}"),
+                other => format!("{what}: {other}"),
+            };
+            let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+            *errors.entry(name).or_default() += 1;
+        }
+    }
+}
+
+async fn device_paths(connection: &Connection) -> zbus::Result<Vec<(OwnedObjectPath, String)>> {
+    let reply = connection
+        .call_method(
+            Some(BUS_NAME),
+            ROOT_PATH,
+            Some(OBJECT_MANAGER),
+            "GetManagedObjects",
+            &(),
+        )
+        .await?;
+    let objects: HashMap<OwnedObjectPath, HashMap<String, Dict>> = reply.body().deserialize()?;
+    let mut devices = Vec::new();
+    for (path, interfaces) in objects {
+        if let Some(props) = interfaces.get(DEVICE) {
+            let reader = props
+                .get("Reader")
+                .and_then(|v| String::try_from(v.clone()).ok())
+                .unwrap_or_default();
+            devices.push((path, reader));
+        }
+    }
+    devices.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    Ok(devices)
+}
+
+/// Delete Soak:slot<n> from the write key and add it back.
+async fn rewrite_slot(soak: &Soak, connection: &Connection, slot: usize) {
+    let _one_at_a_time = soak.writes.lock().await;
+    let id = format!("Soak:slot{slot}");
+    let device = match device_paths(connection).await {
+        Ok(devices) => devices
+            .into_iter()
+            .find(|(_, reader)| reader.contains(&soak.write_reader))
+            .map(|(path, _)| path),
+        Err(e) => {
+            soak.record("GetManagedObjects", Err(e));
+            return;
+        }
+    };
+    soak.record("GetManagedObjects", Ok(()));
+    let Some(device) = device else {
+        soak.record(
+            "write",
+            Err(zbus::Error::Failure("write key absent".into())),
+        );
+        return;
+    };
+    let mut options = Dict::new();
+    options.insert("query".into(), value(id.as_str()));
+    let account = match get_codes(connection, &options).await {
+        Ok(entries) => entries.into_iter().find_map(|entry| {
+            let on_device = entry
+                .get("device")
+                .and_then(|v| OwnedObjectPath::try_from(v.clone()).ok())
+                .is_some_and(|p| p == device);
+            let same_id = entry
+                .get("id")
+                .and_then(|v| String::try_from(v.clone()).ok())
+                .is_some_and(|i| i == id);
+            let path = entry
+                .get("account")
+                .and_then(|v| OwnedObjectPath::try_from(v.clone()).ok());
+            path.filter(|_| on_device && same_id)
+        }),
+        Err(e) => {
+            soak.record("GetCodes query", Err(e));
+            return;
+        }
+    };
+    soak.record("GetCodes query", Ok(()));
+    if let Some(account) = account {
+        let deleted = connection
+            .call_method(
+                Some(BUS_NAME),
+                account.as_str(),
+                Some(ACCOUNT),
+                "Delete",
+                &(),
+            )
+            .await
+            .map(drop);
+        soak.record("Delete", deleted);
+    }
+    let mut credential = Dict::new();
+    credential.insert(
+        "uri".into(),
+        value(format!(
+            "otpauth://totp/{id}?secret={}&issuer=Soak",
+            soak.secret
+        )),
+    );
+    let mut add_options = Dict::new();
+    add_options.insert("device".into(), value(device));
+    add_options.insert("overwrite".into(), value(true));
+    let added = connection
+        .call_method(
+            Some(BUS_NAME),
+            ROOT_PATH,
+            Some(MANAGER),
+            "AddAccount",
+            &(credential, add_options),
+        )
+        .await
+        .map(drop);
+    soak.record("AddAccount", added);
+}
+
+async fn soak_client(soak: Arc<Soak>) -> zbus::Result<()> {
+    let connection = Connection::session().await?;
+    let all = Dict::new();
+    let mut query = Dict::new();
+    query.insert("query".into(), value("acct1"));
+    let started_at = 2_000_000_000u64;
+    while Instant::now() < soak.deadline {
+        let i = soak.next.fetch_add(1, Ordering::Relaxed);
+        if i >= soak.calls {
+            break;
+        }
+        match i % 1000 {
+            0 | 500 => {
+                // A card write: look the account up, delete it, add it back (4 calls).
+                soak.next.fetch_add(3, Ordering::Relaxed);
+                rewrite_slot(&soak, &connection, (i / 500) as usize % SOAK_SLOTS).await;
+            }
+            250 | 750 => {
+                // A time step nobody asked for yet: every key is read.
+                let mut miss = Dict::new();
+                miss.insert("timestamp".into(), value(started_at + i * 30));
+                let result = get_codes(&connection, &miss).await.map(drop);
+                soak.record("GetCodes miss", result);
+            }
+            n if n % 10 < 3 => {
+                let result = get_codes(&connection, &query).await.map(drop);
+                soak.record("GetCodes query", result);
+            }
+            n if n % 10 == 3 => {
+                let result = connection
+                    .call_method(
+                        Some(BUS_NAME),
+                        ROOT_PATH,
+                        Some(PROPERTIES),
+                        "Get",
+                        &(MANAGER, "Version"),
+                    )
+                    .await
+                    .map(drop);
+                soak.record("Version", result);
+            }
+            _ => {
+                let result = get_codes(&connection, &all).await.map(drop);
+                soak.record("GetCodes", result);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn soak(
+    calls: u64,
+    clients: usize,
+    max: Duration,
+    write_reader: String,
+    secret: String,
+) -> zbus::Result<()> {
+    let started = Instant::now();
+    let soak = Arc::new(Soak {
+        calls,
+        deadline: started + max,
+        next: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        errors: std::sync::Mutex::default(),
+        writes: Mutex::new(()),
+        write_reader,
+        secret,
+    });
+    let tasks: Vec<_> = (0..clients.max(1))
+        .map(|_| tokio::spawn(soak_client(Arc::clone(&soak))))
+        .collect();
+    for task in tasks {
+        task.await
+            .map_err(|e| zbus::Error::Failure(format!("soak client: {e}")))??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let done = soak.done.load(Ordering::Relaxed);
+    let errors = soak.errors.lock().unwrap_or_else(|e| e.into_inner());
+    let failed: u64 = errors.values().sum();
+    println!(
+        "calls={done} seconds={elapsed:.1} per_second={:.0} clients={clients} errors={failed} stopped_by={}",
+        done as f64 / elapsed,
+        if started.elapsed() >= max {
+            "time"
+        } else {
+            "count"
+        }
+    );
+    for (name, count) in errors.iter() {
+        println!("error {name} x{count}");
+    }
+    Ok(())
+}
