@@ -48,6 +48,15 @@ fn system_bus() -> &'static str {
     .0
 }
 
+/// The tests that play logind share one "system" bus (the daemon finds it through the
+/// process environment): they take turns, so one test's PrepareForSleep never locks
+/// another test's daemon.
+fn logind_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn connect(address: &str) -> zbus::Connection {
     block_on(async { zbus::connection::Builder::address(address)?.build().await })
         .expect("connect to the private system bus")
@@ -144,7 +153,14 @@ fn a_replug_the_frozen_daemon_did_not_see_locks_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("card.json");
     let state = state.display().to_string();
-    let mut setup = Setup::new(&["--state", &state], &[]);
+    // Deaf to the other tests' suspend and lock signals: only the re-plug may lock it.
+    let mut setup = Setup::new(
+        &["--state", &state],
+        &[
+            "--keep-unlocked-on-suspend",
+            "--keep-unlocked-on-screen-lock",
+        ],
+    );
     // Freeze the daemon (as a suspend does), pull the key and plug it back, wake it up.
     let pid = setup.daemon.pid();
     common::proc::signal(pid, "STOP");
@@ -161,6 +177,7 @@ fn a_replug_the_frozen_daemon_did_not_see_locks_the_key() {
 
 #[test]
 fn suspend_and_session_lock_lock_the_key() {
+    let _turn = logind_turn();
     let setup = Setup::new(&[], &[]);
     let logind = connect(system_bus());
     block_on(logind.request_name("org.freedesktop.login1")).expect("own login1");
@@ -209,6 +226,7 @@ fn suspend_and_session_lock_lock_the_key() {
 
 #[test]
 fn locking_can_be_turned_off() {
+    let _turn = logind_turn();
     let setup = Setup::new(
         &[],
         &[
@@ -237,6 +255,7 @@ fn locking_can_be_turned_off() {
 
 #[test]
 fn remembered_keys_come_back_silently_after_a_suspend() {
+    let _turn = logind_turn();
     system_bus();
     let mut bed = TestBed::start();
     bed.attach_card(0, &[]);
