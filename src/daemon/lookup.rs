@@ -62,7 +62,19 @@ pub struct KeyAnswer {
 /// In the manager's order.
 pub async fn ask_all(shared: &Shared, at: u64, wait: Duration) -> Vec<KeyAnswer> {
     let mut asks = tokio::task::JoinSet::new();
+    let mut answers = Vec::new();
     for (order, device) in shared.manager.devices().into_iter().enumerate() {
+        // Answered from the cache: no task, no timer.
+        if let Some(codes) = device.handle.cached_codes(at) {
+            answers.push((
+                order,
+                KeyAnswer {
+                    device,
+                    codes: Some(Ok(codes)),
+                },
+            ));
+            continue;
+        }
         asks.spawn(async move {
             let codes = tokio::time::timeout(wait, device.handle.codes(at))
                 .await
@@ -70,7 +82,6 @@ pub async fn ask_all(shared: &Shared, at: u64, wait: Duration) -> Vec<KeyAnswer>
             (order, KeyAnswer { device, codes })
         });
     }
-    let mut answers = Vec::new();
     while let Some(joined) = asks.join_next().await {
         if let Ok(answer) = joined {
             answers.push(answer);

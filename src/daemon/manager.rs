@@ -111,7 +111,11 @@ impl Manager {
                     continue;
                 }
             };
-            let paths = super::account_paths(&self.shared, connection, &id, &entries).await?;
+            // A key pulled meanwhile drops out; the others still answer.
+            let Ok(paths) = super::account_paths(&self.shared, connection, &id, &entries).await
+            else {
+                continue;
+            };
             let Some(device_path) = self.shared.registry.lock().await.device_path(&id) else {
                 continue;
             };

@@ -347,9 +347,15 @@ pub async fn account_paths(
     entries: &[CodeEntry],
 ) -> DaemonResult<Vec<Option<OwnedObjectPath>>> {
     let lookup = |registry: &Registry| -> Vec<Option<OwnedObjectPath>> {
+        let paths: std::collections::HashMap<&[u8], &OwnedObjectPath> =
+            registry.accounts_of(id).collect();
         entries
             .iter()
-            .map(|e| registry.account_path(id, &e.credential.raw_id))
+            .map(|e| {
+                paths
+                    .get(e.credential.raw_id.as_slice())
+                    .map(|p| (*p).clone())
+            })
             .collect()
     };
     let paths = lookup(&*shared.registry.lock().await);

@@ -57,6 +57,17 @@ impl Registry {
         u32::try_from(count).unwrap_or(u32::MAX)
     }
 
+    /// The accounts of one key, by raw id (one ordered range, no per-account allocation).
+    pub fn accounts_of<'a>(
+        &'a self,
+        device: &'a str,
+    ) -> impl Iterator<Item = (&'a [u8], &'a OwnedObjectPath)> + 'a {
+        self.accounts
+            .range((device.to_owned(), Vec::new())..)
+            .take_while(move |((d, _), _)| d == device)
+            .map(|((_, raw_id), path)| (raw_id.as_slice(), path))
+    }
+
     pub fn account_path(&self, device: &str, raw_id: &[u8]) -> Option<OwnedObjectPath> {
         self.accounts
             .get(&(device.to_owned(), raw_id.to_vec()))
