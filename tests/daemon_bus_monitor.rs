@@ -23,12 +23,11 @@ mod daemon_common;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestBed;
+use common::keyring::start_keyring;
 use common::proc::{require_program, stop_child};
 use daemon_common::*;
 use data_encoding::{BASE32_NOPAD, BASE64, HEXLOWER};
@@ -51,51 +50,6 @@ const SEED_IMPORT: &[u8] = &[
     0xa0, 0x64, 0x1b, 0xff,
 ];
 const PASSWORD: &str = "monitor-pass-7f3a9c";
-
-/// Start gnome-keyring's Secret Service on the bed's bus, unlocked, in the bed's private
-/// HOME and runtime dir (as tests/cli_remember.rs does; the bed's teardown ends it).
-fn start_keyring(bed: &TestBed) {
-    let program = "/usr/bin/gnome-keyring-daemon";
-    assert!(
-        Path::new(program).exists(),
-        "gnome-keyring-daemon missing: apt-get install gnome-keyring (scripts/test.sh does)"
-    );
-    for (key, value) in bed.env() {
-        if key == "XDG_RUNTIME_DIR" || key == "HOME" {
-            fs::create_dir_all(&value).expect("private dir");
-            fs::set_permissions(&value, fs::Permissions::from_mode(0o700)).expect("chmod");
-        }
-    }
-    let mut command = Command::new("sh");
-    bed.apply_env(&mut command);
-    let status = command
-        .args([
-            "-c",
-            "printf testpass | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null",
-        ])
-        .status()
-        .expect("run gnome-keyring-daemon");
-    assert!(status.success(), "gnome-keyring-daemon failed to start");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut busctl = Command::new("busctl");
-        bed.apply_env(&mut busctl);
-        let found = busctl
-            .args(["--user", "status", "org.freedesktop.secrets"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if found {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the Secret Service did not appear on the test bus"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// One message as dbus-monitor printed it.
 #[derive(Debug)]
