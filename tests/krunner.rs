@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use common::TestBed;
 use common::cli::run_cli;
-use common::proc::{output_with_timeout, stop_child};
+use common::proc::{require_program, stop_child};
+use common::x11::Xvfb;
 use daemon_common::*;
 use futures_util::StreamExt;
 use oathbridge::otp::{HashAlgorithm, totp};
@@ -58,21 +59,6 @@ type Match = (
     HashMap<String, OwnedValue>,
 );
 
-/// The program's path, or a panic naming the Debian package to install.
-fn require(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin"].iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "KRunner test: `{name}` (Debian package `{package}`) is missing. Install it \
-                 with:\n    {INSTALL}"
-            )
-        })
-}
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -86,97 +72,12 @@ impl Drop for Guard {
     }
 }
 
-/// A private X server on a display it picks (`-displayfd`).
-struct Xvfb {
-    _child: Guard,
-    display: String,
-}
-
-impl Xvfb {
-    fn start(bed: &TestBed) -> Xvfb {
-        use std::io::{BufRead, BufReader};
-        let log = bed.dir().join("xvfb.log");
-        let mut cmd = Command::new(require("Xvfb", "xvfb"));
-        bed.apply_env(&mut cmd);
-        cmd.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
-            .arg("1024x600x24")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("create xvfb.log"));
-        let mut child = cmd.spawn().expect("start Xvfb");
-        let stdout = child.stdout.take().expect("Xvfb stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let child = Guard(child);
-        let number = rx
-            .recv_timeout(Duration::from_secs(10))
-            .ok()
-            .map(|line| line.trim().to_owned())
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or_else(|| panic!("KRunner test: Xvfb reported no display within 10 s"));
-        Xvfb {
-            _child: child,
-            display: format!(":{number}"),
-        }
-    }
-}
-
-/// `program args` on the Xvfb display with the bed's environment, bounded by 10 s:
-/// (success, stdout).
-fn x_tool(bed: &TestBed, xvfb: &Xvfb, program: (&str, &str), args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(require(program.0, program.1));
-    bed.apply_env(&mut cmd);
-    cmd.env("DISPLAY", &xvfb.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .args(args);
-    let out = output_with_timeout(&mut cmd, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("KRunner test: {} {args:?} took over 10 s", program.0));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn xclip(bed: &TestBed, xvfb: &Xvfb, args: &[&str]) -> (bool, String) {
-    let mut all = vec!["-selection", "clipboard"];
-    all.extend_from_slice(args);
-    x_tool(bed, xvfb, ("xclip", "xclip"), &all)
-}
-
-/// Another client takes the clipboard with `text` (xclip forks a server holding it).
-fn xclip_copy(bed: &TestBed, xvfb: &Xvfb, text: &str) {
-    use std::io::Write;
-    let mut cmd = Command::new(require("xclip", "xclip"));
-    bed.apply_env(&mut cmd);
-    cmd.env("DISPLAY", &xvfb.display)
-        .args(["-selection", "clipboard", "-i"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("start xclip -i");
-    child
-        .stdin
-        .take()
-        .expect("xclip stdin")
-        .write_all(text.as_bytes())
-        .expect("write to xclip");
-    assert!(child.wait().expect("xclip -i").success());
-    wait_until(WAIT, "xclip to own the clipboard", || {
-        (xclip(bed, xvfb, &["-o"]).1 == text).then_some(())
-    });
-}
-
 /// `import -window <window> target/screenshots/krunner-<name>.png`.
 fn screenshot(bed: &TestBed, xvfb: &Xvfb, window: &str, name: &str) -> PathBuf {
     let dir = common::screenshot_dir();
     let path = dir.join(format!("krunner-{name}.png"));
-    let (ok, _) = x_tool(
+    let (ok, _) = xvfb.tool(
         bed,
-        xvfb,
         ("import", "imagemagick"),
         &["-window", window, &path.display().to_string()],
     );
@@ -352,7 +253,7 @@ struct Krunner<'a> {
 
 impl Krunner<'_> {
     fn xdotool(&self, args: &[&str]) -> (bool, String) {
-        x_tool(self.bed, self.xvfb, ("xdotool", "xdotool"), args)
+        self.xvfb.tool(self.bed, ("xdotool", "xdotool"), args)
     }
 
     /// The visible KRunner window.
@@ -470,14 +371,14 @@ fn krunner_shows_ranks_and_copies_codes() {
         ("xclip", "xclip"),
         ("import", "imagemagick"),
     ] {
-        require(program, package);
+        require_program(program, package);
     }
     let mut bed = TestBed::start();
     bed.attach_card(0, &[]);
     add_direct(&bed, "GitHub:alice@example.com", &[]);
     add_direct(&bed, "GitLab:bob", &["--touch"]);
     add_direct(&bed, "Acme:counter", &["--type", "hotp"]);
-    let xvfb = Xvfb::start(&bed);
+    let xvfb = Xvfb::start(&bed, "1024x600x24");
 
     // A bus that can start the daemon (the shipped activation file, our binary), and the
     // runner installed as scripts/install.sh does.
@@ -539,7 +440,7 @@ fn krunner_shows_ranks_and_copies_codes() {
     );
 
     let log = bed.dir().join("krunner.log");
-    let mut cmd = Command::new(require("krunner", "plasma-workspace"));
+    let mut cmd = Command::new(require_program("krunner", "plasma-workspace"));
     bed.apply_env(&mut cmd);
     cmd.env("DISPLAY", &xvfb.display)
         .env("QT_QPA_PLATFORM", "xcb")
@@ -652,28 +553,28 @@ fn krunner_shows_ranks_and_copies_codes() {
     let (id, action) = krunner.press_for_run("shift+Return");
     assert_eq!((id.as_str(), action.as_str()), (github.0.as_str(), "copy"));
     let copied = wait_until(WAIT, "the code on the clipboard", || {
-        let (ok, text) = xclip(&bed, &xvfb, &["-o"]);
+        let (ok, text) = xvfb.xclip(&bed, &["-o"]);
         (ok && !text.is_empty()).then_some(text)
     });
     let t2 = oathbridge::clock::unix_now();
     assert!(rfc_codes(t0, t2).contains(&copied), "clipboard {copied:?}");
 
     // 2. Enter on the first row of a new session: the code, offered as a secret.
-    xclip_copy(&bed, &xvfb, "something else");
+    xvfb.copy(&bed, "something else");
     let t3 = oathbridge::clock::unix_now();
     let rows = krunner.show("github");
     assert_eq!(rows[0].1, "GitHub: alice@example.com");
     let (id, action) = krunner.press_for_run("Return");
     assert_eq!((id.as_str(), action.as_str()), (github.0.as_str(), ""));
     let copied = wait_until(WAIT, "Enter's code on the clipboard", || {
-        let (ok, text) = xclip(&bed, &xvfb, &["-o"]);
+        let (ok, text) = xvfb.xclip(&bed, &["-o"]);
         (ok && text != "something else").then_some(text)
     });
     let t4 = oathbridge::clock::unix_now();
     assert!(rfc_codes(t3, t4).contains(&copied), "clipboard {copied:?}");
-    let (_, targets) = xclip(&bed, &xvfb, &["-o", "-t", "TARGETS"]);
+    let (_, targets) = xvfb.xclip(&bed, &["-o", "-t", "TARGETS"]);
     assert!(targets.lines().any(|t| t == HINT), "targets {targets:?}");
-    assert_eq!(xclip(&bed, &xvfb, &["-o", "-t", HINT]).1, "secret");
+    assert_eq!(xvfb.xclip(&bed, &["-o", "-t", HINT]).1, "secret");
 
     // 3. A prefix: our rows are there (below "Run git"), ranked as possible matches.
     let rows = krunner.show("git");

@@ -22,14 +22,10 @@ mod common;
 mod daemon_common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::Duration;
 
 use common::TestBed;
-use common::proc::{output_with_timeout, stop_child};
+use common::x11::Xvfb;
 use daemon_common::*;
 use oathbridge::otp::{HashAlgorithm, totp};
 use zbus::Message;
@@ -38,8 +34,6 @@ use zbus::zvariant::{OwnedValue, Value};
 
 const PATH: &str = "/io/github/oathbridge/OathBridge1/KRunner";
 const IFACE: &str = "org.kde.krunner1";
-const INSTALL: &str = "apt-get install -y --no-install-recommends xvfb xclip \
-     (or run `bash scripts/test.sh`, which installs everything and runs the tests)";
 /// KF6 `KRunner::QueryMatch::CategoryRelevance`.
 const CATEGORY_RELEVANCES: [i32; 5] = [0, 30, 50, 70, 100];
 
@@ -51,98 +45,6 @@ type Match = (
     f64,
     HashMap<String, OwnedValue>,
 );
-
-fn require(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin"].iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("KF6 test: `{name}` (Debian package `{package}`) is missing:\n    {INSTALL}")
-        })
-}
-
-/// A private X server (`-displayfd`), stopped when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start(bed: &TestBed) -> Xvfb {
-        let mut cmd = Command::new(require("Xvfb", "xvfb"));
-        bed.apply_env(&mut cmd);
-        cmd.args(["-displayfd", "1", "-nolisten", "tcp"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(bed.dir().join("xvfb.log")).expect("xvfb.log"));
-        let mut child = cmd.spawn().expect("start Xvfb");
-        let stdout = child.stdout.take().expect("Xvfb stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let number = rx
-            .recv_timeout(Duration::from_secs(10))
-            .ok()
-            .map(|line| line.trim().to_owned())
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        let Some(number) = number else {
-            stop_child(&mut child, Duration::from_secs(2));
-            panic!("KF6 test: Xvfb reported no display within 10 s");
-        };
-        Xvfb {
-            child,
-            display: format!(":{number}"),
-        }
-    }
-
-    /// `xclip -selection clipboard <args>` on this display (bounded by 10 s).
-    fn xclip(&self, bed: &TestBed, args: &[&str]) -> (bool, String) {
-        let mut cmd = Command::new(require("xclip", "xclip"));
-        bed.apply_env(&mut cmd);
-        cmd.env("DISPLAY", &self.display)
-            .args(["-selection", "clipboard"])
-            .args(args);
-        let out = output_with_timeout(&mut cmd, Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("KF6 test: xclip {args:?} took over 10 s"));
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    /// Another client takes the clipboard with `text`.
-    fn copy(&self, bed: &TestBed, text: &str) {
-        let mut cmd = Command::new(require("xclip", "xclip"));
-        bed.apply_env(&mut cmd);
-        cmd.env("DISPLAY", &self.display)
-            .args(["-selection", "clipboard", "-i"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("xclip -i");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write to xclip");
-        assert!(child.wait().expect("xclip -i").success());
-        wait_until(WAIT, "xclip to own the clipboard", || {
-            (self.xclip(bed, &["-o"]).1 == text).then_some(())
-        });
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        stop_child(&mut self.child, Duration::from_secs(2));
-    }
-}
 
 /// `org.kde.krunner1.<method>(body)` as KF6 sends it; the reply, which must be a return.
 fn call<B>(bus: &Bus, method: &str, body: &B) -> Message
@@ -194,9 +96,9 @@ fn codes(from: u64, to: u64) -> Vec<String> {
 
 #[test]
 fn kf6_call_sequence_gets_the_replies_kf6_reads() {
-    require("xclip", "xclip");
+    common::proc::require_program("xclip", "xclip");
     let mut bed = TestBed::start();
-    let xvfb = Xvfb::start(&bed);
+    let xvfb = Xvfb::start(&bed, "1280x1024x24");
     bed.attach_card(0, &[]);
     bed.start_dbus();
     let bus = Bus::connect(&bed);

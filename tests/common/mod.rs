@@ -37,6 +37,7 @@
 pub mod cli;
 pub mod keyring;
 pub mod proc;
+pub mod x11;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
