@@ -50,6 +50,38 @@ fn calculate_all_steps(log: &str) -> Vec<u64> {
         .collect()
 }
 
+/// `BURST` concurrent GetCodes spread over `connections`, at `timestamp` (None: now).
+fn burst(connections: &[Bus], timestamp: Option<u64>) -> Vec<zbus::Result<Vec<Dict>>> {
+    block_on_for(Duration::from_secs(60), "the GetCodes burst", async {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..BURST {
+            let conn = connections[i % connections.len()].conn.clone();
+            calls.spawn(async move {
+                let mut options: std::collections::HashMap<&str, Value<'_>> =
+                    std::collections::HashMap::new();
+                if let Some(timestamp) = timestamp {
+                    options.insert("timestamp", Value::from(timestamp));
+                }
+                let reply = conn
+                    .call_method(
+                        Some(BUS_NAME),
+                        ROOT_PATH,
+                        Some(MANAGER),
+                        "GetCodes",
+                        &(options,),
+                    )
+                    .await?;
+                reply.body().deserialize::<Vec<Dict>>()
+            });
+        }
+        let mut replies = Vec::with_capacity(BURST);
+        while let Some(joined) = calls.join_next().await {
+            replies.push(joined.expect("join a GetCodes task"));
+        }
+        replies
+    })
+}
+
 #[test]
 fn concurrent_get_codes_share_one_calculate_all() {
     // SAFETY: this binary has this single test, and nothing else runs yet: no other thread
@@ -88,31 +120,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
 
     let connections: Vec<Bus> = (0..CONNECTIONS).map(|_| Bus::connect(&bed)).collect();
     let started = unix_now();
-    let replies = block_on_for(Duration::from_secs(60), "the GetCodes burst", async {
-        let mut calls = tokio::task::JoinSet::new();
-        for i in 0..BURST {
-            let conn = connections[i % CONNECTIONS].conn.clone();
-            calls.spawn(async move {
-                let options: std::collections::HashMap<&str, Value<'_>> =
-                    std::collections::HashMap::new();
-                let reply = conn
-                    .call_method(
-                        Some(BUS_NAME),
-                        ROOT_PATH,
-                        Some(MANAGER),
-                        "GetCodes",
-                        &(options,),
-                    )
-                    .await?;
-                reply.body().deserialize::<Vec<Dict>>()
-            });
-        }
-        let mut replies = Vec::with_capacity(BURST);
-        while let Some(joined) = calls.join_next().await {
-            replies.push(joined.expect("join a GetCodes task"));
-        }
-        replies
-    });
+    let replies = burst(&connections, None);
     let finished = unix_now();
 
     let mut codes_by_step: BTreeMap<u64, Vec<String>> = BTreeMap::new();
@@ -174,31 +182,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
     let offset = read_log().len();
     let at: u64 = 1_699_999_985; // 5 s into a step, so at + 10 is the same step
     for second in [at, at + 10] {
-        let replies = block_on_for(Duration::from_secs(60), "the timestamp burst", async {
-            let mut calls = tokio::task::JoinSet::new();
-            for i in 0..BURST {
-                let conn = connections[i % CONNECTIONS].conn.clone();
-                calls.spawn(async move {
-                    let options: std::collections::HashMap<&str, Value<'_>> =
-                        std::collections::HashMap::from([("timestamp", Value::from(second))]);
-                    let reply = conn
-                        .call_method(
-                            Some(BUS_NAME),
-                            ROOT_PATH,
-                            Some(MANAGER),
-                            "GetCodes",
-                            &(options,),
-                        )
-                        .await?;
-                    reply.body().deserialize::<Vec<Dict>>()
-                });
-            }
-            let mut replies = Vec::with_capacity(BURST);
-            while let Some(joined) = calls.join_next().await {
-                replies.push(joined.expect("join a GetCodes task"));
-            }
-            replies
-        });
+        let replies = burst(&connections, Some(second));
         for reply in replies {
             let entries = reply.unwrap_or_else(|e| panic!("GetCodes(timestamp) failed: {e}"));
             assert_eq!(entries.len(), 5, "{entries:?}");
