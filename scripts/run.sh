@@ -8,7 +8,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-packages=(pcscd libpcsclite-dev pkg-config dbus-daemon systemd)
+packages=(pcscd libpcsclite-dev libudev-dev pkg-config dbus-daemon systemd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

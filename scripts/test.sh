@@ -30,7 +30,7 @@ banner "system packages"
 # desktop-file tests. gnome-keyring: a real Secret Service for the remembered-password tests.
 # xvfb, xclip: a private X server and a second X client for the clipboard tests.
 # lintian, dpkg-dev (dpkg-shlibdeps for cargo-deb's $auto): tests/deb_package.rs.
-packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config dbus-daemon dbus-bin
+packages=(pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev libudev-dev pkg-config dbus-daemon dbus-bin
   python3-venv python3-dev gcc libglib2.0-bin systemd desktop-file-utils gnome-keyring
   xvfb xclip)
 packages+=(lintian dpkg-dev)
