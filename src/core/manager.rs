@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 use super::error::CoreError;
 use super::hotplug::{PcscEvent, spawn_monitor};
 use super::worker::{DeviceHandle, DeviceInfo, Link, WorkerEvents, identify};
-use crate::transport::pcsc::Pcsc;
+use crate::transport::pcsc::{Insertion, Pcsc};
 
 /// What the manager tells its owner (the D-Bus layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct DeviceSnapshot {
 struct Entry {
     info: DeviceInfo,
     handle: DeviceHandle,
+    /// The card's insertion when it was identified (PC/SC keys): the monitor's first report
+    /// of a card the start-up scan already identified needs no second SELECT.
+    insertion: Option<Insertion>,
 }
 
 pub struct DeviceManager {
@@ -101,7 +104,14 @@ impl DeviceManager {
         }
     }
 
-    fn add(&self, link: Link, info: DeviceInfo) {
+    /// Whether `reader` holds a key identified during this same insertion.
+    fn knows_insertion(&self, reader: &str, now: &Insertion) -> bool {
+        self.lock()
+            .values()
+            .any(|e| e.info.reader == reader && e.insertion.as_ref() == Some(now))
+    }
+
+    fn add(&self, link: Link, info: DeviceInfo, insertion: Option<Insertion>) {
         let id = info.id.clone();
         if self
             .lock()
@@ -113,7 +123,14 @@ impl DeviceManager {
         let handle = DeviceHandle::spawn(link, info.clone(), Arc::new(Relay(self.events.clone())));
         let replaced = self
             .lock()
-            .insert(id.clone(), Entry { info, handle })
+            .insert(
+                id.clone(),
+                Entry {
+                    info,
+                    handle,
+                    insertion,
+                },
+            )
             .is_some();
         if replaced {
             let _ = self.events.send(CoreEvent::Removed(id.clone()));
@@ -147,7 +164,7 @@ impl DeviceManager {
         let info = tokio::task::spawn_blocking(move || identify(&probe, None))
             .await
             .map_err(|e| CoreError::Card(e.to_string()))??;
-        self.add(link, info);
+        self.add(link, info, None);
         Ok(())
     }
 
@@ -161,15 +178,18 @@ impl DeviceManager {
             readers
                 .into_iter()
                 .filter_map(|reader| {
+                    let insertion = pcsc.insertion(&reader).ok();
                     let link = Link::Pcsc { reader };
-                    identify(&link, Some(&pcsc)).ok().map(|info| (link, info))
+                    identify(&link, Some(&pcsc))
+                        .ok()
+                        .map(|info| (link, info, insertion))
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
-        for (link, info) in found {
-            self.add(link, info);
+        for (link, info, insertion) in found {
+            self.add(link, info, insertion);
         }
     }
 
@@ -186,13 +206,21 @@ impl DeviceManager {
                             reader: reader.clone(),
                         };
                         let probe = link.clone();
+                        let known = manager.clone();
                         let found = tokio::task::spawn_blocking(move || {
                             let pcsc = Pcsc::establish()?;
-                            identify(&probe, Some(&pcsc))
+                            let insertion = pcsc.insertion(probe.reader()).ok();
+                            if let Some(now) = &insertion
+                                && known.knows_insertion(probe.reader(), now)
+                            {
+                                return Ok(None); // the start-up scan identified this one
+                            }
+                            identify(&probe, Some(&pcsc)).map(|info| Some((info, insertion)))
                         })
                         .await;
                         match found {
-                            Ok(Ok(info)) => manager.add(link, info),
+                            Ok(Ok(Some((info, insertion)))) => manager.add(link, info, insertion),
+                            Ok(Ok(None)) => {}
                             Ok(Err(error)) => debug!(reader, %error, "not an OATH key"),
                             Err(error) => warn!(%error, "identify task failed"),
                         }

@@ -127,7 +127,7 @@ impl DeviceHandle {
 
     /// Codes at `timestamp`: from the cache when it can answer, else from the worker
     /// (queued behind other operations on this key).
-    pub async fn codes(&self, timestamp: u64) -> Result<Vec<CodeEntry>, CoreError> {
+    pub async fn codes(&self, timestamp: u64) -> Result<Arc<Vec<CodeEntry>>, CoreError> {
         match self.cached_codes(timestamp) {
             Some(entries) => Ok(entries),
             None => self.run(move |worker| worker.codes(Some(timestamp))).await,
@@ -136,11 +136,12 @@ impl DeviceHandle {
 
     /// Codes at `timestamp` straight from the cache, without queueing behind a running
     /// operation. Only for keys without a password: their answers need no insertion check.
-    pub fn cached_codes(&self, timestamp: u64) -> Option<Vec<CodeEntry>> {
+    /// The same `Arc` for every request of one step: callers may memoise on its address.
+    pub fn cached_codes(&self, timestamp: u64) -> Option<Arc<Vec<CodeEntry>>> {
         if self.status.has_password.load(Ordering::Relaxed) {
             return None;
         }
-        self.cache.lock().get(timestamp).map(|e| e.to_vec())
+        self.cache.lock().get(timestamp)
     }
 
     /// Run `job` on the worker and wait for its answer.
@@ -335,23 +336,34 @@ impl Worker {
         self.session(|session| Ok(session.list_detailed(crate::clock::unix_now())?))
     }
 
+    /// [`Self::accounts`] for a key that just arrived (daemon start, plugged in): the
+    /// listing reads every code on the way, and they are kept, so the first GetCodes (the
+    /// call that activated the daemon) needs no card exchange of its own.
+    pub fn accounts_on_arrival(&mut self) -> Result<Vec<Credential>, CoreError> {
+        let now = crate::clock::unix_now();
+        let (credentials, codes) = self.session(|session| Ok(session.list_with_codes(now)?))?;
+        if let Some(codes) = codes {
+            self.cache.lock().insert(now, codes);
+        }
+        Ok(credentials)
+    }
+
     /// Codes for every account at `timestamp` (default now), from the cache when its step
     /// was computed (requests queued behind the first one find it filled: one card round
     /// trip per step), else one CALCULATE ALL.
-    pub fn codes(&mut self, timestamp: Option<u64>) -> Result<Vec<CodeEntry>, CoreError> {
+    pub fn codes(&mut self, timestamp: Option<u64>) -> Result<Arc<Vec<CodeEntry>>, CoreError> {
         let now = timestamp.unwrap_or_else(crate::clock::unix_now);
         // Cached codes of a password-protected key are only as good as its insertion.
         self.check_insertion();
         if let Some(entries) = self.cache.lock().get(now) {
-            return Ok(entries.to_vec());
+            return Ok(entries);
         }
         let entries = match self.session(|session| Ok(session.calculate_all(now)?)) {
             // Reading codes is idempotent: once more after another program's reset.
             Err(CoreError::CardReset) => self.session(|session| Ok(session.calculate_all(now)?))?,
             other => other?,
         };
-        self.cache.lock().insert(now, entries.clone());
-        Ok(entries)
+        Ok(self.cache.lock().insert(now, entries))
     }
 
     /// One code, waiting for touch when the account needs it.

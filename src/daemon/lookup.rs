@@ -54,7 +54,7 @@ impl Found {
 /// One key's answer to [`ask_all`]: its codes, its error, or None if it is still busy.
 pub struct KeyAnswer {
     pub device: crate::core::DeviceSnapshot,
-    pub codes: Option<Result<Vec<CodeEntry>, CoreError>>,
+    pub codes: Option<Result<std::sync::Arc<Vec<CodeEntry>>, CoreError>>,
 }
 
 /// Codes at `at` from every key at once, each given at most `wait`: a slow key (a
@@ -118,7 +118,7 @@ pub async fn all_accounts_at(shared: &Shared, connection: &Connection, at: u64) 
         let Ok(paths) = super::account_paths(shared, connection, &id, &entries).await else {
             continue;
         };
-        for (entry, path) in entries.into_iter().zip(paths) {
+        for (entry, path) in entries.iter().zip(paths) {
             if entry.credential.id.is_hidden() {
                 continue;
             }
@@ -127,7 +127,7 @@ pub async fn all_accounts_at(shared: &Shared, connection: &Connection, at: u64) 
                     path,
                     device_id: id.clone(),
                     device_name: device.info.name.clone(),
-                    entry,
+                    entry: entry.clone(),
                 });
             }
         }

@@ -2,37 +2,18 @@
 //! and adding accounts.
 
 use zbus::message::Header;
-use zbus::zvariant::{OwnedObjectPath, SerializeDict, Type};
+use zbus::zvariant::OwnedObjectPath;
 use zbus::{Connection, interface};
 
 use std::time::Duration;
 
 use super::Shared;
 use super::access::{check_caller, check_reader};
+use super::codes_reply::{CodeDict, CodeList};
 use super::error::DaemonError;
 use super::import::{Dict, accounts_from, get, invalid};
 use crate::core::CoreError;
 use crate::oath::CodeEntry;
-
-/// One GetCodes entry, serialised straight to `a{sv}` (absent fields are left out): no
-/// per-field `Value` boxing on the hot path of cached answers.
-#[derive(Debug, Default, SerializeDict, Type)]
-#[zvariant(signature = "a{sv}")]
-pub struct CodeDict {
-    account: Option<OwnedObjectPath>,
-    device: Option<OwnedObjectPath>,
-    id: Option<String>,
-    issuer: Option<String>,
-    name: Option<String>,
-    #[zvariant(rename = "type")]
-    oath_type: Option<String>,
-    touch: Option<bool>,
-    algorithm: Option<String>,
-    code: Option<String>,
-    valid_from: Option<u64>,
-    valid_to: Option<u64>,
-    pending: Option<bool>,
-}
 
 /// How long GetCodes waits for one key before reporting it pending ("wait_ms" option).
 const DEFAULT_KEY_WAIT: Duration = Duration::from_secs(3);
@@ -82,16 +63,16 @@ impl Manager {
         options: Dict,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Result<Vec<CodeDict>, DaemonError> {
+    ) -> Result<CodeList, DaemonError> {
         check_caller(connection, &header).await?;
-        let query = get::<&str>(&options, "query")?.map(str::to_owned);
+        let query = get::<&str>(&options, "query")?.filter(|q| !q.is_empty());
         let show_hidden = get::<bool>(&options, "show_hidden")?.unwrap_or(false);
         let timestamp = get::<u64>(&options, "timestamp")?.filter(|t| *t != 0);
         let wait = get::<u32>(&options, "wait_ms")?
             .map_or(DEFAULT_KEY_WAIT, |ms| Duration::from_millis(u64::from(ms)));
         let at = timestamp.unwrap_or_else(crate::clock::unix_now);
         let answers = super::lookup::ask_all(&self.shared, at, wait).await;
-        let mut out = Vec::new();
+        let mut out = CodeList::default();
         for answer in answers {
             let id = answer.device.info.id;
             let entries = match answer.codes {
@@ -102,40 +83,21 @@ impl Manager {
                 None => {
                     // Still busy (touch wait, slow key): say so; its answer fills the cache.
                     if let Some(path) = self.shared.registry.lock().await.device_path(&id) {
-                        out.push(CodeDict {
-                            device: Some(path),
-                            pending: Some(true),
-                            ..CodeDict::default()
-                        });
+                        out.push(CodeDict::pending(path));
                     }
                     continue;
                 }
             };
             // A key pulled meanwhile drops out; the others still answer.
-            let Ok(paths) = super::account_paths(&self.shared, connection, &id, &entries).await
+            let Some(built) = super::built_entries(&self.shared, connection, &id, &entries).await
             else {
                 continue;
             };
-            let Some(device_path) = self.shared.registry.lock().await.device_path(&id) else {
-                continue;
-            };
-            for index in matching(&entries, query.as_deref(), show_hidden) {
-                let entry = &entries[index];
-                let credential = &entry.credential;
-                out.push(CodeDict {
-                    account: paths[index].clone(),
-                    device: Some(device_path.clone()),
-                    id: Some(credential.id_string()),
-                    issuer: Some(credential.id.issuer.clone().unwrap_or_default()),
-                    name: Some(credential.id.name.clone()),
-                    oath_type: Some(credential.oath_type.name().to_lowercase()),
-                    touch: Some(credential.touch == Some(true)),
-                    algorithm: credential.algorithm.map(|a| a.name().to_lowercase()),
-                    code: entry.code.as_ref().map(|c| c.value.clone()),
-                    valid_from: entry.code.as_ref().map(|c| c.valid_from),
-                    valid_to: entry.code.as_ref().map(|c| c.valid_to),
-                    pending: None,
-                });
+            match query {
+                None if show_hidden || !entries.iter().any(|e| e.credential.id.is_hidden()) => {
+                    out.push_all(built)
+                }
+                _ => out.push_picked(built, matching(&entries, query, show_hidden)),
             }
         }
         Ok(out)

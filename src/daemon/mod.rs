@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod account;
+pub mod codes_reply;
 pub mod device;
 pub mod error;
 pub mod harden;
@@ -61,6 +62,8 @@ pub struct DaemonArgs {
 pub struct State {
     pub manager: Arc<DeviceManager>,
     pub registry: SharedRegistry,
+    /// GetCodes entries built once per key and time step.
+    pub replies: codes_reply::ReplyMemo,
 }
 
 pub type Shared = Arc<State>;
@@ -114,6 +117,7 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
     let shared: Shared = Arc::new(State {
         manager: manager.clone(),
         registry: Arc::new(tokio::sync::Mutex::new(Registry::default())),
+        replies: codes_reply::ReplyMemo::default(),
     });
     let connection = zbus::connection::Builder::session()
         .and_then(|b| {
@@ -147,9 +151,18 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot connect to the session bus: {e}"))?;
     // Objects for the keys found at start exist before the name is taken: the bus delivers
     // the call that activated us as soon as we own the name.
+    // Their Added events are still queued: the handler must not list them again.
+    let mut listed = std::collections::HashSet::new();
     for device in manager.devices() {
         registry::add_device(&shared, &connection, &device.info.id).await;
-        let _ = refresh_accounts(&shared, &connection, &device.info.id).await;
+        let unlocked = !device.handle.status.locked();
+        if refresh_accounts(&shared, &connection, &device.info.id)
+            .await
+            .is_ok()
+            && unlocked
+        {
+            listed.insert(device.info.id.clone());
+        }
     }
     let mut flags = RequestNameFlags::AllowReplacement | RequestNameFlags::DoNotQueue;
     if args.replace {
@@ -176,7 +189,12 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         },
     );
     info!("serving {BUS_NAME}");
-    let events = tokio::spawn(handle_events(shared.clone(), connection.clone(), receiver));
+    let events = tokio::spawn(handle_events(
+        shared.clone(),
+        connection.clone(),
+        receiver,
+        listed,
+    ));
     wait_for_exit(&connection).await;
     events.abort();
     Ok(())
@@ -228,14 +246,18 @@ async fn handle_events(
     shared: Shared,
     connection: Connection,
     mut events: UnboundedReceiver<CoreEvent>,
+    mut listed_at_start: std::collections::HashSet<String>,
 ) {
     let mut notifications = notify::Notifier::new(connection.clone());
     while let Some(event) = events.recv().await {
         match event {
             CoreEvent::Added(id) => {
+                if listed_at_start.remove(&id) {
+                    continue; // objects made and accounts listed before the name was taken
+                }
                 registry::add_device(&shared, &connection, &id).await;
                 unlock_from_memory(&shared, &connection, &id).await;
-                if let Err(e) = refresh_accounts(&shared, &connection, &id).await {
+                if let Err(e) = list_arrived(&shared, &connection, &id).await {
                     warn!(device = id, error = %e, "cannot list accounts");
                 }
             }
@@ -338,8 +360,27 @@ pub async fn refresh_accounts(
     connection: &Connection,
     id: &str,
 ) -> DaemonResult<()> {
+    list_accounts(shared, connection, id, false).await
+}
+
+/// [`refresh_accounts`] for a key that just arrived, keeping the codes the listing read.
+async fn list_arrived(shared: &Shared, connection: &Connection, id: &str) -> DaemonResult<()> {
+    list_accounts(shared, connection, id, true).await
+}
+
+async fn list_accounts(
+    shared: &Shared,
+    connection: &Connection,
+    id: &str,
+    arrived: bool,
+) -> DaemonResult<()> {
     let device = shared.manager.get(id)?;
-    match device.handle.run(|worker| worker.accounts()).await {
+    let listed = if arrived {
+        device.handle.run(|worker| worker.accounts_on_arrival()).await
+    } else {
+        device.handle.run(|worker| worker.accounts()).await
+    };
+    match listed {
         Ok(credentials) => {
             registry::sync_accounts(shared, connection, id, &credentials).await;
             Ok(())
@@ -375,6 +416,36 @@ pub async fn account_paths(
     }
     refresh_accounts(shared, connection, id).await?;
     Ok(lookup(&*shared.registry.lock().await))
+}
+
+/// GetCodes entries for `entries` of key `id`: prebuilt ones while the codes and the
+/// registry are unchanged, else built now (and kept). None when the key has no object.
+pub async fn built_entries(
+    shared: &Shared,
+    connection: &Connection,
+    id: &str,
+    entries: &Arc<Vec<CodeEntry>>,
+) -> Option<codes_reply::Built> {
+    {
+        let registry = shared.registry.lock().await;
+        if let Some(built) = shared.replies.get(id, entries, registry.generation()) {
+            return Some(built);
+        }
+    }
+    let paths = account_paths(shared, connection, id, entries).await.ok()?;
+    let registry = shared.registry.lock().await;
+    let device = registry.device_path(id)?;
+    let built: codes_reply::Built = Arc::new(
+        entries
+            .iter()
+            .zip(paths)
+            .map(|(entry, path)| codes_reply::CodeDict::for_entry(entry, path, device.clone()))
+            .collect(),
+    );
+    shared
+        .replies
+        .put(id, entries.clone(), registry.generation(), built.clone());
+    Some(built)
 }
 
 /// Open `oathbridge code --watch` in a terminal (GNOME's LaunchSearch).

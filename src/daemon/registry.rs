@@ -19,6 +19,8 @@ pub struct Registry {
     devices: BTreeMap<String, OwnedObjectPath>,
     accounts: BTreeMap<(String, Vec<u8>), OwnedObjectPath>,
     next_account: u64,
+    /// Bumped on every change of a path: replies built from older paths are stale.
+    generation: u64,
 }
 
 /// Device ids are base64; object path elements allow `[A-Za-z0-9_]` only.
@@ -41,6 +43,11 @@ pub fn device_path(id: &str) -> OwnedObjectPath {
 pub type SharedRegistry = Arc<Mutex<Registry>>;
 
 impl Registry {
+    /// Changes with every object added, removed or moved.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn device_path(&self, id: &str) -> Option<OwnedObjectPath> {
         self.devices.get(id).cloned()
     }
@@ -89,6 +96,7 @@ pub async fn add_device(shared: &Shared, connection: &Connection, id: &str) {
         .await
         .devices
         .insert(id.to_owned(), path.clone());
+    shared.registry.lock().await.generation += 1;
     let device = Device::new(shared.clone(), id.to_owned());
     if let Err(error) = connection.object_server().at(&path, device).await {
         warn!(%error, "cannot serve device object");
@@ -99,6 +107,7 @@ pub async fn add_device(shared: &Shared, connection: &Connection, id: &str) {
 /// Remove a Device object and every Account object of that key.
 pub async fn remove_device(shared: &Shared, connection: &Connection, id: &str) {
     let mut registry = shared.registry.lock().await;
+    registry.generation += 1;
     let server = connection.object_server();
     let gone: Vec<(String, Vec<u8>)> = registry
         .accounts
@@ -114,6 +123,7 @@ pub async fn remove_device(shared: &Shared, connection: &Connection, id: &str) {
     if let Some(path) = registry.devices.remove(id) {
         let _ = server.remove::<Device, _>(&path).await;
     }
+    shared.replies.forget(id);
 }
 
 /// Make the Account objects of `device` match `credentials`. Returns their paths in order.
@@ -127,6 +137,7 @@ pub async fn sync_accounts(
     let Some(device_path) = registry.devices.get(device).cloned() else {
         return Vec::new();
     };
+    registry.generation += 1;
     let server = connection.object_server();
     let stale: Vec<(String, Vec<u8>)> = registry
         .accounts
@@ -176,6 +187,7 @@ pub async fn sync_accounts(
 /// Forget one account object (after Delete).
 pub async fn remove_account(shared: &Shared, connection: &Connection, device: &str, raw_id: &[u8]) {
     let mut registry = shared.registry.lock().await;
+    registry.generation += 1;
     if let Some(path) = registry
         .accounts
         .remove(&(device.to_owned(), raw_id.to_vec()))
@@ -187,6 +199,7 @@ pub async fn remove_account(shared: &Shared, connection: &Connection, device: &s
 /// Move an account object to a new raw id (after Rename) without changing its path.
 pub async fn rename_account(shared: &Shared, device: &str, old: &[u8], new: &[u8]) {
     let mut registry = shared.registry.lock().await;
+    registry.generation += 1;
     if let Some(path) = registry.accounts.remove(&(device.to_owned(), old.to_vec())) {
         registry
             .accounts

@@ -174,20 +174,30 @@ impl<T: Transport> Session<T> {
     /// LIST, plus touch and digits from CALCULATE ALL on keys that have it (LIST alone does
     /// not tell them; CALCULATE ALL neither bumps HOTP counters nor waits for touch).
     pub fn list_detailed(&mut self, timestamp: u64) -> Result<Vec<Credential>, OathError> {
+        Ok(self.list_with_codes(timestamp)?.0)
+    }
+
+    /// [`Self::list_detailed`], plus the CALCULATE ALL answer it read on the way (None on
+    /// keys without CALCULATE ALL), so a caller can keep those codes instead of asking again.
+    pub fn list_with_codes(
+        &mut self,
+        timestamp: u64,
+    ) -> Result<(Vec<Credential>, Option<Vec<CodeEntry>>), OathError> {
         let mut credentials = self.list()?;
-        if self.quirks.calculate_all {
-            let details = self.calculate_all(timestamp)?;
-            for credential in &mut credentials {
-                if let Some(entry) = details
-                    .iter()
-                    .find(|e| e.credential.raw_id == credential.raw_id)
-                {
-                    credential.touch = entry.credential.touch;
-                    credential.digits = entry.credential.digits;
-                }
+        if !self.quirks.calculate_all {
+            return Ok((credentials, None));
+        }
+        let details = self.calculate_all(timestamp)?;
+        for credential in &mut credentials {
+            if let Some(entry) = details
+                .iter()
+                .find(|e| e.credential.raw_id == credential.raw_id)
+            {
+                credential.touch = entry.credential.touch;
+                credential.digits = entry.credential.digits;
             }
         }
-        Ok(credentials)
+        Ok((credentials, Some(details)))
     }
 
     /// Codes for every credential at `timestamp` in one pass. Touch and HOTP credentials come

@@ -57,6 +57,15 @@ impl HashAlgorithm {
             Self::Sha512 => "SHA512",
         }
     }
+
+    /// Lower case, as the D-Bus API and otpauth:// parameters spell it.
+    pub const fn dbus_name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
+        }
+    }
 }
 
 impl fmt::Display for HashAlgorithm {
@@ -108,6 +117,14 @@ impl OathType {
         match self {
             Self::Hotp => "HOTP",
             Self::Totp => "TOTP",
+        }
+    }
+
+    /// Lower case, as the D-Bus API spells it.
+    pub const fn dbus_name(self) -> &'static str {
+        match self {
+            Self::Hotp => "hotp",
+            Self::Totp => "totp",
         }
     }
 }

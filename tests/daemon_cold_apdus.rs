@@ -1,0 +1,69 @@
+//! The daemon's start on a key with accounts, counted in pcscd's APDU log: it identifies
+//! the key, lists it once (LIST + CALCULATE ALL, whose codes it keeps), and the first
+//! GetCodes (the call that would have activated it) is answered without another card
+//! exchange.
+//!
+//! Its own test binary: pcscd's APDU log is switched on through the process environment.
+
+mod common;
+mod daemon_common;
+
+use common::cli::run_cli;
+use daemon_common::*;
+
+/// INS bytes (with P1 P2) of the command APDUs logged after byte `offset`.
+fn commands_since(bed: &common::TestBed, offset: usize) -> Vec<String> {
+    let log = std::fs::read(bed.dir().join("pcscd.log")).expect("read pcscd.log");
+    String::from_utf8_lossy(&log[offset.min(log.len())..])
+        .lines()
+        .filter_map(|line| {
+            line.split_once("APDU: ")
+                .map(|(_, apdu)| apdu.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn start_lists_once_and_first_get_codes_sends_nothing() {
+    // SAFETY: this binary has this single test, and nothing else runs yet.
+    unsafe { std::env::set_var(common::PCSCD_DEBUG_ENV, "1") };
+    let mut bed = common::TestBed::start();
+    bed.attach_card(0, &[]);
+    let uris: String = (0..5)
+        .map(|i| format!("otpauth://totp/Cold:user{i}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n"))
+        .collect();
+    let added = run_cli(&bed, &["--direct", "add", "--from", "-"], &uris);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let offset = std::fs::metadata(bed.dir().join("pcscd.log")).map_or(0, |m| m.len() as usize);
+
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
+    let entries = bus.get_codes(&[]);
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert!(
+        entries.iter().all(|e| get_str(e, "code").len() == 6),
+        "{entries:?}"
+    );
+
+    let apdus = commands_since(&bed, offset);
+    let count = |prefix: &str| apdus.iter().filter(|a| a.starts_with(prefix)).count();
+    let selects = count("00 A4 04 00");
+    let lists = count("00 A1 00 00");
+    let calculate_all = count("00 A4 00 01");
+    let calculate = count("00 A2 00");
+    // A 30 s boundary between the listing and GetCodes legitimately needs a second
+    // CALCULATE ALL (and its SELECT): allow exactly that.
+    let steps = entries
+        .iter()
+        .map(|e| get_u64(e, "valid_from") / 30)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(steps.len(), 1, "{entries:?}");
+    let crossed = usize::from(calculate_all == 2);
+    assert_eq!(
+        (selects, lists, calculate_all - crossed, calculate),
+        (2 + crossed, 1, 1, 0),
+        "expected identify (SELECT), one listing (SELECT + LIST + CALCULATE ALL) and \
+         nothing for the first GetCodes; got {apdus:#?}"
+    );
+}
