@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(String::try_from(first["code"].clone()).unwrap(), "123456");
         assert_eq!(String::try_from(first["type"].clone()).unwrap(), "totp");
         assert_eq!(u64::try_from(first["valid_to"].clone()).unwrap(), 60);
-        assert_eq!(bool::try_from(first["touch"].clone()).unwrap(), false);
+        assert!(!bool::try_from(first["touch"].clone()).unwrap());
         assert_eq!(
             OwnedObjectPath::try_from(first["account"].clone())
                 .unwrap()
