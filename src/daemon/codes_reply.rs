@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, Serializer};
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Signature, Type};
+use zbus::zvariant::serialized::Context;
+use zbus::zvariant::{Endian, OwnedObjectPath, OwnedValue, Signature, Type, to_bytes};
 
 use crate::oath::CodeEntry;
 
@@ -154,8 +155,34 @@ impl Serialize for CodeDict {
     }
 }
 
+/// Byte order of prebuilt encodings (and of the replies made from them).
+pub const ENDIAN: Endian = Endian::Little;
+
+/// One prebuilt entry: the dict and its D-Bus encodings. An `a{sv}` is 4-aligned but its
+/// entries are 8-aligned, so its bytes depend only on whether it starts at 0 or 4 modulo
+/// 8: both are kept, and a reply body is these encodings copied one after another. None
+/// if encoding failed (the reply is then serialised normally).
+#[derive(Debug)]
+pub struct BuiltEntry {
+    pub dict: CodeDict,
+    /// Starting at 0 and at 4 modulo 8.
+    encoded: Option<[Vec<u8>; 2]>,
+}
+
+impl BuiltEntry {
+    pub fn new(dict: CodeDict) -> Self {
+        let at = |offset| {
+            to_bytes(Context::new_dbus(ENDIAN, offset), &dict)
+                .ok()
+                .map(|bytes| bytes.to_vec())
+        };
+        let encoded = at(0).zip(at(4)).map(|(even, odd)| [even, odd]);
+        Self { dict, encoded }
+    }
+}
+
 /// One key's prebuilt entries, in the key's order.
-pub type Built = Arc<Vec<CodeDict>>;
+pub type Built = Arc<Vec<BuiltEntry>>;
 
 /// A GetCodes reply: slices of prebuilt entries (shared, not copied) and pending entries.
 #[derive(Debug, Default)]
@@ -165,7 +192,7 @@ pub struct CodeList(Vec<Part>);
 enum Part {
     All(Built),
     Picked(Built, Vec<usize>),
-    One(CodeDict),
+    One(Box<BuiltEntry>),
 }
 
 impl CodeList {
@@ -178,7 +205,7 @@ impl CodeList {
     }
 
     pub fn push(&mut self, entry: CodeDict) {
-        self.0.push(Part::One(entry));
+        self.0.push(Part::One(Box::new(BuiltEntry::new(entry))));
     }
 
     /// How many entries the reply has.
@@ -197,18 +224,41 @@ impl CodeList {
         self.len() == 0
     }
 
-    fn entries(&self) -> impl Iterator<Item = &CodeDict> {
+    fn entries(&self) -> impl Iterator<Item = &BuiltEntry> {
         self.0
             .iter()
-            .flat_map(|part| -> Box<dyn Iterator<Item = &CodeDict> + '_> {
+            .flat_map(|part| -> Box<dyn Iterator<Item = &BuiltEntry> + '_> {
                 match part {
                     Part::All(built) => Box::new(built.iter()),
                     Part::Picked(built, picked) => {
                         Box::new(picked.iter().filter_map(|i| built.get(*i)))
                     }
-                    Part::One(entry) => Box::new(std::iter::once(entry)),
+                    Part::One(entry) => Box::new(std::iter::once(&**entry)),
                 }
             })
+    }
+}
+
+impl CodeList {
+    /// The reply body (`aa{sv}`, [`ENDIAN`]) copied together from prebuilt encodings: the
+    /// array's byte length, then each entry at a 4-aligned offset (D-Bus specification,
+    /// "Marshaling (Wire Format)": arrays). None if an entry has no encoding.
+    pub fn body(&self) -> Option<Vec<u8>> {
+        let mut body = Vec::with_capacity(
+            4 + self
+                .entries()
+                .map(|e| e.encoded.as_ref().map_or(0, |b| b[0].len() + 8))
+                .sum::<usize>(),
+        );
+        body.extend_from_slice(&[0; 4]);
+        for entry in self.entries() {
+            body.resize(body.len().next_multiple_of(4), 0);
+            let encodings = entry.encoded.as_ref()?;
+            body.extend_from_slice(&encodings[usize::from(body.len() % 8 != 0)]);
+        }
+        let length = u32::try_from(body.len() - 4).ok()?;
+        body[..4].copy_from_slice(&length.to_le_bytes());
+        Some(body)
     }
 }
 
@@ -220,7 +270,7 @@ impl Serialize for CodeList {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.len()))?;
         for entry in self.entries() {
-            seq.serialize_element(entry)?;
+            seq.serialize_element(&entry.dict)?;
         }
         seq.end()
     }
@@ -270,8 +320,8 @@ impl ReplyMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zbus::zvariant::serialized::{Context, Format};
-    use zbus::zvariant::{LE, to_bytes};
+    use zbus::zvariant::LE;
+    use zbus::zvariant::serialized::Format;
 
     fn sample() -> CodeDict {
         CodeDict {
@@ -294,7 +344,11 @@ mod tests {
     #[test]
     fn encodes_as_a_dict_of_variants() {
         let mut list = CodeList::default();
-        let built: Built = Arc::new(vec![sample(), sample()]);
+        let mut second = sample();
+        second.touch = Some(true);
+        second.code = None;
+        second.name = Some("bob, whose name is long enough to need other padding".into());
+        let built: Built = Arc::new(vec![BuiltEntry::new(sample()), BuiltEntry::new(second)]);
         list.push_picked(built.clone(), vec![1]);
         list.push_all(built);
         list.push(CodeDict::pending(
@@ -303,9 +357,14 @@ mod tests {
         assert_eq!(list.len(), 4);
         let ctxt = Context::new(Format::DBus, LE, 0);
         let bytes = to_bytes(ctxt, &list).unwrap();
+        assert_eq!(
+            list.body().expect("every entry encoded"),
+            &*bytes,
+            "the copied-together body is byte for byte the serialised one"
+        );
         let (decoded, _): (Vec<HashMap<String, OwnedValue>>, _) = bytes.deserialize().unwrap();
         assert_eq!(decoded.len(), 4);
-        let first = &decoded[0];
+        let first = &decoded[1];
         assert_eq!(first.len(), 10, "algorithm and pending are left out");
         assert_eq!(String::try_from(first["code"].clone()).unwrap(), "123456");
         assert_eq!(String::try_from(first["type"].clone()).unwrap(), "totp");
@@ -320,5 +379,28 @@ mod tests {
         let pending = &decoded[3];
         assert_eq!(pending.len(), 2);
         assert!(bool::try_from(pending["pending"].clone()).unwrap());
+    }
+
+    /// Every mix of entry lengths (so every alignment) and the empty reply.
+    #[test]
+    fn copied_body_matches_serialisation_for_any_alignment() {
+        let ctxt = Context::new(Format::DBus, LE, 0);
+        for count in 0..6usize {
+            let built: Built = Arc::new(
+                (0..count)
+                    .map(|i| {
+                        let mut dict = sample();
+                        dict.name = Some("n".repeat(i * 3));
+                        dict.code = (i % 2 == 0).then(|| "1".repeat(i));
+                        BuiltEntry::new(dict)
+                    })
+                    .collect(),
+            );
+            let mut list = CodeList::default();
+            list.push_all(built.clone());
+            list.push_picked(built, (0..count).rev().step_by(2).collect());
+            let serialised = to_bytes(ctxt, &list).unwrap();
+            assert_eq!(list.body().unwrap(), &*serialised, "{count} entries");
+        }
     }
 }

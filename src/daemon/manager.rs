@@ -65,42 +65,7 @@ impl Manager {
         #[zbus(connection)] connection: &Connection,
     ) -> Result<CodeList, DaemonError> {
         check_caller(connection, &header).await?;
-        let query = get::<&str>(&options, "query")?.filter(|q| !q.is_empty());
-        let show_hidden = get::<bool>(&options, "show_hidden")?.unwrap_or(false);
-        let timestamp = get::<u64>(&options, "timestamp")?.filter(|t| *t != 0);
-        let wait = get::<u32>(&options, "wait_ms")?
-            .map_or(DEFAULT_KEY_WAIT, |ms| Duration::from_millis(u64::from(ms)));
-        let at = timestamp.unwrap_or_else(crate::clock::unix_now);
-        let answers = super::lookup::ask_all(&self.shared, at, wait).await;
-        let mut out = CodeList::default();
-        for answer in answers {
-            let id = answer.device.info.id;
-            let entries = match answer.codes {
-                Some(Ok(entries)) => entries,
-                // Locked or vanished keys contribute nothing; the others still answer.
-                Some(Err(CoreError::Locked | CoreError::DeviceRemoved)) => continue,
-                Some(Err(error)) => return Err(error.into()),
-                None => {
-                    // Still busy (touch wait, slow key): say so; its answer fills the cache.
-                    if let Some(path) = self.shared.registry.lock().await.device_path(&id) {
-                        out.push(CodeDict::pending(path));
-                    }
-                    continue;
-                }
-            };
-            // A key pulled meanwhile drops out; the others still answer.
-            let Some(built) = super::built_entries(&self.shared, connection, &id, &entries).await
-            else {
-                continue;
-            };
-            match query {
-                None if show_hidden || !entries.iter().any(|e| e.credential.id.is_hidden()) => {
-                    out.push_all(built)
-                }
-                _ => out.push_picked(built, matching(&entries, query, show_hidden)),
-            }
-        }
-        Ok(out)
+        self.codes(&options, connection).await
     }
 
     /// Put an account on a key: AddAccount is ImportAccounts with one credential.
@@ -153,6 +118,50 @@ impl Manager {
 }
 
 impl Manager {
+    /// GetCodes after the caller check (also the fast path in [`super::fast_codes`]).
+    pub async fn codes(
+        &self,
+        options: &Dict,
+        connection: &Connection,
+    ) -> Result<CodeList, DaemonError> {
+        let query = get::<&str>(options, "query")?.filter(|q| !q.is_empty());
+        let show_hidden = get::<bool>(options, "show_hidden")?.unwrap_or(false);
+        let timestamp = get::<u64>(options, "timestamp")?.filter(|t| *t != 0);
+        let wait = get::<u32>(options, "wait_ms")?
+            .map_or(DEFAULT_KEY_WAIT, |ms| Duration::from_millis(u64::from(ms)));
+        let at = timestamp.unwrap_or_else(crate::clock::unix_now);
+        let answers = super::lookup::ask_all(&self.shared, at, wait).await;
+        let mut out = CodeList::default();
+        for answer in answers {
+            let id = answer.device.info.id;
+            let entries = match answer.codes {
+                Some(Ok(entries)) => entries,
+                // Locked or vanished keys contribute nothing; the others still answer.
+                Some(Err(CoreError::Locked | CoreError::DeviceRemoved)) => continue,
+                Some(Err(error)) => return Err(error.into()),
+                None => {
+                    // Still busy (touch wait, slow key): say so; its answer fills the cache.
+                    if let Some(path) = self.shared.registry.lock().await.device_path(&id) {
+                        out.push(CodeDict::pending(path));
+                    }
+                    continue;
+                }
+            };
+            // A key pulled meanwhile drops out; the others still answer.
+            let Some(built) = super::built_entries(&self.shared, connection, &id, &entries).await
+            else {
+                continue;
+            };
+            match query {
+                None if show_hidden || !entries.iter().any(|e| e.credential.id.is_hidden()) => {
+                    out.push_all(built)
+                }
+                _ => out.push_picked(built, matching(&entries, query, show_hidden)),
+            }
+        }
+        Ok(out)
+    }
+
     async fn import_accounts_inner(
         &self,
         credentials: Vec<Dict>,

@@ -5,6 +5,7 @@ pub mod account;
 pub mod codes_reply;
 pub mod device;
 pub mod error;
+pub mod fast_codes;
 pub mod harden;
 pub mod import;
 pub mod krunner;
@@ -123,9 +124,9 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         .and_then(|b| {
             b.serve_at(
                 ROOT_PATH,
-                manager::Manager {
+                fast_codes::FastCodes::new(manager::Manager {
                     shared: shared.clone(),
-                },
+                }),
             )
         })
         .and_then(|b| b.serve_at(ROOT_PATH, access::ObjectManager::default()))
@@ -376,7 +377,10 @@ async fn list_accounts(
 ) -> DaemonResult<()> {
     let device = shared.manager.get(id)?;
     let listed = if arrived {
-        device.handle.run(|worker| worker.accounts_on_arrival()).await
+        device
+            .handle
+            .run(|worker| worker.accounts_on_arrival())
+            .await
     } else {
         device.handle.run(|worker| worker.accounts()).await
     };
@@ -439,7 +443,13 @@ pub async fn built_entries(
         entries
             .iter()
             .zip(paths)
-            .map(|(entry, path)| codes_reply::CodeDict::for_entry(entry, path, device.clone()))
+            .map(|(entry, path)| {
+                codes_reply::BuiltEntry::new(codes_reply::CodeDict::for_entry(
+                    entry,
+                    path,
+                    device.clone(),
+                ))
+            })
             .collect(),
     );
     shared
