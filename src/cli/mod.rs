@@ -11,6 +11,7 @@ pub mod input;
 pub mod keys;
 pub mod output;
 pub mod via_daemon;
+pub mod virtual_key;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -87,6 +88,8 @@ pub enum Command {
     Password(admin::PasswordArgs),
     /// Delete every account and the password from a key
     Reset(admin::ResetArgs),
+    /// Virtual keys sealed by a FIDO2 key's hmac-secret: create, seal, info
+    VirtualKey(virtual_key::VirtualKeyArgs),
     /// Run a software OATH card attached to pcscd through vpcd
     Emulate(emulate::EmulateArgs),
     /// Serve codes on the D-Bus session bus (io.github.oathbridge.OathBridge1)
@@ -147,6 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rename(args) => accounts::rename(&cli.global, &args),
         Command::Password(args) => admin::password(&cli.global, &args),
         Command::Reset(args) => admin::reset(&cli.global, &args),
+        Command::VirtualKey(args) => virtual_key::run(&cli.global, &args),
         Command::Emulate(args) => return emulate::run(args),
         Command::Daemon(args) => return crate::daemon::run(args),
         Command::Doctor(args) => return doctor::run(&cli.global, &args),

@@ -34,13 +34,18 @@ pub enum Link {
         card: Arc<Mutex<Card>>,
         label: String,
     },
+    /// A virtual key sealed by a FIDO2 key's hmac-secret: locked until opened by a touch.
+    Sealed {
+        key: Arc<crate::fido::vault::SealedVirtualKey>,
+        label: String,
+    },
 }
 
 impl Link {
     pub fn reader(&self) -> &str {
         match self {
             Self::Pcsc { reader } => reader,
-            Self::Virtual { label, .. } => label,
+            Self::Virtual { label, .. } | Self::Sealed { label, .. } => label,
         }
     }
 }
@@ -184,17 +189,26 @@ pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreErro
         DeviceInfo {
             id: session.device_id(),
             name: match link {
-                Link::Virtual { .. } => "Virtual key".to_owned(),
+                Link::Virtual { .. } | Link::Sealed { .. } => "Virtual key".to_owned(),
                 Link::Pcsc { .. } => session.quirks().kind.name().to_owned(),
             },
-            is_virtual: matches!(link, Link::Virtual { .. }),
+            is_virtual: matches!(link, Link::Virtual { .. } | Link::Sealed { .. }),
             reader: link.reader().to_owned(),
             firmware: info.version,
             serial: info.serial,
-            has_password: session.has_password(),
+            // A sealed key needs its FIDO2 key to open, as a password-protected one.
+            has_password: session.has_password() || matches!(link, Link::Sealed { .. }),
             quirks: session.quirks().clone(),
         }
     };
+    if let Link::Sealed { key, .. } = link
+        && !key.is_open()
+    {
+        // Locked: an empty card with the same salt answers SELECT with the same id.
+        let mut stand_in = EmulatorTransport::new(key.stand_in());
+        let session = Session::open(&mut stand_in as &mut dyn Transport, None)?;
+        return Ok(describe(&session, link));
+    }
     with_transport(link, pcsc, &mut |transport, reader| {
         let session = Session::open(transport, reader)?;
         Ok(describe(&session, link))
@@ -230,6 +244,11 @@ fn with_transport<R>(
             let mut transport = EmulatorTransport::from_shared(card.clone());
             action(&mut transport, None)
         }
+        Link::Sealed { key, .. } => {
+            let card = key.card().ok_or(CoreError::Locked)?;
+            let mut transport = EmulatorTransport::from_shared(card);
+            action(&mut transport, None)
+        }
     }
 }
 
@@ -239,17 +258,22 @@ impl Worker {
     }
 
     pub fn is_unlocked(&self) -> bool {
-        !self.info.has_password || self.access_key.is_some()
+        match &self.link {
+            Link::Sealed { key, .. } => key.is_open(),
+            _ => !self.info.has_password || self.access_key.is_some(),
+        }
     }
 
     /// Make the lock state visible to readers that must not wait for the queue.
     fn publish(&self) {
+        let (has_password, unlocked) = match &self.link {
+            Link::Sealed { key, .. } => (true, key.is_open()),
+            _ => (self.info.has_password, self.access_key.is_some()),
+        };
         self.status
             .has_password
-            .store(self.info.has_password, Ordering::Relaxed);
-        self.status
-            .unlocked
-            .store(self.access_key.is_some(), Ordering::Relaxed);
+            .store(has_password, Ordering::Relaxed);
+        self.status.unlocked.store(unlocked, Ordering::Relaxed);
     }
 
     /// The card's insertion now (None for virtual keys, or when pcscd cannot tell).
@@ -317,7 +341,7 @@ impl Worker {
                 // Another key sits in the reader now (or it was reset): treat as removed.
                 return Err(CoreError::DeviceRemoved);
             }
-            self.info.has_password = has_password;
+            self.info.has_password = has_password || matches!(self.link, Link::Sealed { .. });
         }
         if let Err(CoreError::WrongPassword(_)) = &result {
             // The remembered key no longer matches (password changed elsewhere).
@@ -438,6 +462,13 @@ impl Worker {
                 "too many wrong passwords; try again in {wait} s"
             )));
         }
+        if let Link::Sealed { key, .. } = &self.link {
+            // The password is the FIDO2 PIN (empty without one); the FIDO2 key counts tries.
+            key.unlock(password)
+                .map_err(crate::fido::vault::core_error)?;
+            self.cache.lock().clear();
+            return Ok(());
+        }
         self.access_key = None;
         let insertion = self.insertion();
         let password = zeroize::Zeroizing::new(password.to_owned());
@@ -519,6 +550,9 @@ impl Worker {
 
     /// Drop the key from memory.
     pub fn lock(&mut self) {
+        if let Link::Sealed { key, .. } = &self.link {
+            key.lock();
+        }
         self.access_key = None;
         self.unlocked_in = None;
         self.cache.lock().clear();

@@ -134,6 +134,35 @@ impl AuthenticatorSpec {
     }
 }
 
+/// The spec itself is an authenticator that looks its device up on every call: the daemon
+/// starts without the FIDO2 key plugged in, and finds it when asked to unlock.
+impl HmacSecretAuthenticator for AuthenticatorSpec {
+    fn describe(&self) -> String {
+        match self {
+            Self::Auto => "(the connected FIDO2 key)".into(),
+            Self::Hidraw(path) => path.display().to_string(),
+            Self::Soft(file) => format!("software authenticator {}", file.display()),
+        }
+    }
+
+    fn pin_set(&self) -> Result<bool, FidoError> {
+        self.open()?.pin_set()
+    }
+
+    fn make_credential(&self, pin: Option<&str>) -> Result<Vec<u8>, FidoError> {
+        self.open()?.make_credential(pin)
+    }
+
+    fn hmac_secret(
+        &self,
+        credential_id: &[u8],
+        salt: &[u8; SALT_LEN],
+        pin: Option<&str>,
+    ) -> Result<HmacSecret, FidoError> {
+        self.open()?.hmac_secret(credential_id, salt, pin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

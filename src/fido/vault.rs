@@ -234,15 +234,16 @@ impl StateSink for SealingSink {
     }
 }
 
-/// A YubiKey-profile card from an opened file, saving its changes sealed to `path`.
-pub fn card_from(path: &Path, opened: Opened) -> Result<Card, VaultError> {
+/// A card (`config`'s profile and faults) from an opened file, saving its changes sealed
+/// to `path`.
+pub fn card_from(path: &Path, opened: Opened, config: CardConfig) -> Result<Card, VaultError> {
     let Opened { header, key, json } = opened;
     let sink = SealingSink {
         path: path.to_path_buf(),
         header: header.clone(),
         key,
     };
-    let card = Card::new(CardConfig::yubikey())
+    let card = Card::new(config)
         .with_state_sink(&json, Box::new(sink))
         .map_err(|reason| VaultError::BadState {
             path: path.to_path_buf(),
@@ -255,6 +256,23 @@ pub fn card_from(path: &Path, opened: Opened) -> Result<Card, VaultError> {
         });
     }
     Ok(card)
+}
+
+/// What the daemon reports when opening a sealed key fails: touch timeout, PIN problems
+/// as wrong password, a bad file as invalid input, the rest (no or another FIDO2 key) as
+/// a card error with the message.
+pub fn core_error(error: VaultError) -> crate::core::CoreError {
+    use crate::core::CoreError;
+    match error {
+        VaultError::Fido(FidoError::TouchTimeout) => CoreError::TouchTimeout,
+        VaultError::Fido(
+            e @ (FidoError::PinRequired | FidoError::WrongPin { .. } | FidoError::PinBlocked),
+        ) => CoreError::WrongPassword(e.to_string()),
+        e @ (VaultError::Sealed { .. } | VaultError::BadState { .. }) => {
+            CoreError::InvalidInput(e.to_string())
+        }
+        other => CoreError::Card(other.to_string()),
+    }
 }
 
 /// A sealed virtual key served by the daemon: locked (only the header known) until
@@ -312,7 +330,7 @@ impl SealedVirtualKey {
     pub fn unlock(&self, pin: &str) -> Result<(), VaultError> {
         let pin = (!pin.is_empty()).then_some(pin);
         let opened = open(&self.path, self.authenticator.as_ref(), pin)?;
-        let card = card_from(&self.path, opened)?;
+        let card = card_from(&self.path, opened, CardConfig::yubikey())?;
         *self.slot() = Some(Arc::new(Mutex::new(card)));
         info!(path = %self.path.display(), "sealed virtual key opened");
         Ok(())

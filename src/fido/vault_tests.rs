@@ -46,7 +46,10 @@ fn migrated_file_opens_with_the_same_key_only() {
     assert!(is_sealed_file(&path));
     let before = fs::read(&path).unwrap();
     let opened = open(&path, &a, None).unwrap();
-    assert_eq!(codes(card_from(&path, opened).unwrap()), vec!["287082"]);
+    assert_eq!(
+        codes(card_from(&path, opened, CardConfig::yubikey()).unwrap()),
+        vec!["287082"]
+    );
     // Another authenticator does not know the credential; the file is untouched.
     let b = soft(dir.path(), "b.json");
     assert!(matches!(
@@ -108,7 +111,10 @@ fn changes_are_sealed_again_and_lock_drops_the_card() {
     key.lock();
     assert!(!key.is_open());
     let opened = open(&path, a.as_ref(), None).unwrap();
-    assert_eq!(codes(card_from(&path, opened).unwrap()), vec!["287082"]);
+    assert_eq!(
+        codes(card_from(&path, opened, CardConfig::yubikey()).unwrap()),
+        vec!["287082"]
+    );
     assert_eq!(key.stand_in().oath_salt(), {
         let opened = open(&path, a.as_ref(), None).unwrap();
         opened.header.card_salt
