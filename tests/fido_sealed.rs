@@ -446,3 +446,59 @@ fn emulate_serves_a_sealed_key_through_pcscd() {
     assert!(out.status.success(), "{}\n{}", stderr(&out), bed.logs());
     assert!(String::from_utf8_lossy(&out.stdout).contains("287082"));
 }
+
+/// `devices --identify` and `Device.Identify()`: a key reached over CCID and a virtual key
+/// say why they cannot blink (exit 8); no FIDO2 device here, so `devices` starts cleanly.
+#[test]
+fn identify_says_why_ccid_and_virtual_keys_cannot_blink() {
+    let mut bed = TestBed::start();
+    bed.attach_card(0, &[]);
+    let listed = run(&bed, &["--direct", "devices"], "");
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let id = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a device id")
+        .to_owned();
+    let direct = run(&bed, &["--direct", "devices", "--identify", &id], "");
+    assert_eq!(direct.status.code(), Some(8), "{}", stderr(&direct));
+    assert!(stderr(&direct).contains("cannot identify itself over CCID"));
+    let missing = run(&bed, &["devices", "--identify", "/dev/hidraw-none"], "");
+    assert_eq!(missing.status.code(), Some(5), "{}", stderr(&missing));
+
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let vk = bed.dir().join("vk.json").display().to_string();
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &["--virtual-key", &vk], 2);
+    for device in bus.devices() {
+        let refused = bus
+            .call(&device, DEVICE, "Identify", &())
+            .expect_err("Identify on a CCID or virtual key");
+        assert_eq!(refused.short(), "NotSupported", "{}", refused.message);
+    }
+    let vk_id = bus
+        .devices()
+        .into_iter()
+        .find(|d| bus.str_property(d, DEVICE, "Kind") == "virtual")
+        .map(|d| bus.str_property(&d, DEVICE, "Id"))
+        .expect("the virtual key");
+    let virtual_key = run(&bed, &["devices", "--identify", &vk_id], "");
+    assert_eq!(
+        virtual_key.status.code(),
+        Some(8),
+        "{}",
+        stderr(&virtual_key)
+    );
+    assert!(
+        stderr(&virtual_key).contains("virtual key"),
+        "{}",
+        stderr(&virtual_key)
+    );
+    let via_daemon = run(&bed, &["devices", "--identify", &id], "");
+    assert_eq!(via_daemon.status.code(), Some(8), "{}", stderr(&via_daemon));
+    assert!(
+        stderr(&via_daemon).contains("CCID"),
+        "{}",
+        stderr(&via_daemon)
+    );
+}

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod doctor;
 pub mod emulate;
 pub mod error;
+pub mod fido_keys;
 pub mod input;
 pub mod keys;
 pub mod output;
@@ -72,8 +73,8 @@ impl GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List connected OATH keys
-    Devices,
+    /// List connected OATH keys, and FIDO2 keys (for sealing virtual keys)
+    Devices(admin::DevicesArgs),
     /// List accounts on all connected keys
     List(accounts::ListArgs),
     /// Show codes
@@ -142,7 +143,7 @@ fn man() -> CliResult<()> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result: CliResult<()> = match cli.command {
-        Command::Devices => admin::devices(&cli.global),
+        Command::Devices(args) => admin::devices(&cli.global, &args),
         Command::List(args) => accounts::list(&cli.global, &args),
         Command::Code(args) => accounts::code(&cli.global, &args),
         Command::Add(args) => add::add(&cli.global, &args),

@@ -558,6 +558,20 @@ impl Worker {
         self.cache.lock().clear();
     }
 
+    /// Make the key show itself (blink), dispatched by transport: a HID key would send
+    /// CTAPHID WINK; over CCID (PC/SC) there is no such command, and a virtual key has no
+    /// light. Errors: `NotSupported` with the reason.
+    pub fn wink(&mut self) -> Result<(), CoreError> {
+        match &self.link {
+            Link::Pcsc { .. } => Err(CoreError::NotSupported(
+                "the key cannot identify itself over CCID (PC/SC has no WINK)".into(),
+            )),
+            Link::Virtual { .. } | Link::Sealed { .. } => Err(CoreError::NotSupported(
+                "a virtual key has no light to blink".into(),
+            )),
+        }
+    }
+
     /// Forget the cached codes (session locked, suspend): the next request asks the key.
     pub fn clear_cache(&mut self) {
         self.cache.lock().clear();

@@ -163,6 +163,19 @@ impl Device {
         Ok(())
     }
 
+    /// Make the key show itself (blink: CTAPHID WINK). Keys that cannot (CCID-only
+    /// transport, virtual keys) answer NotSupported with the reason.
+    async fn identify(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        let device = self.shared.manager.get(&self.id)?;
+        device.handle.run(|worker| worker.wink()).await?;
+        Ok(())
+    }
+
     /// Delete every account and the password. The key gets a new id, so this object is
     /// replaced by a new one.
     async fn reset(

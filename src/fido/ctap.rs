@@ -137,6 +137,9 @@ fn open(path: &Path) -> Result<FidoKeyHid, FidoError> {
 /// Make the key at `path` show itself: CTAPHID WINK when it answers, else CTAP 2.1
 /// authenticatorSelection (the key blinks until touched).
 pub fn identify(path: &Path) -> Result<(), FidoError> {
+    if !path.exists() {
+        return Err(FidoError::NoDevice(format!(" at {}", path.display())));
+    }
     guarded(|| {
         let key = open(path)?;
         match key.wink() {
