@@ -111,15 +111,26 @@ fn locked(bus: &Bus, device: &str) -> bool {
     bus.bool_property(device, DEVICE, "Locked")
 }
 
+/// Daemons of this binary take turns: one test's logind `Lock` on the shared "system" bus
+/// must not lock another test's daemon.
+fn daemon_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 struct Served {
     _bed: TestBed,
     bus: Bus,
     daemon: Daemon,
     device: String,
+    // Last field, dropped last: the daemon stops before the next test's starts.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 fn serve(file: &Path, fido: &str) -> Served {
     system_bus();
+    let turn = daemon_turn();
     let mut bed = TestBed::start();
     bed.start_dbus();
     let bus = Bus::connect(&bed);
@@ -136,6 +147,7 @@ fn serve(file: &Path, fido: &str) -> Served {
         bus,
         daemon,
         device,
+        _turn: turn,
     }
 }
 
@@ -466,6 +478,8 @@ fn identify_says_why_ccid_and_virtual_keys_cannot_blink() {
     let missing = run(&bed, &["devices", "--identify", "/dev/hidraw-none"], "");
     assert_eq!(missing.status.code(), Some(5), "{}", stderr(&missing));
 
+    system_bus();
+    let _turn = daemon_turn();
     bed.start_dbus();
     let bus = Bus::connect(&bed);
     let vk = bed.dir().join("vk.json").display().to_string();
@@ -501,4 +515,47 @@ fn identify_says_why_ccid_and_virtual_keys_cannot_blink() {
         "{}",
         stderr(&via_daemon)
     );
+}
+
+/// Pulling the FIDO2 key (the software authenticator's file leaves, as a hidraw node does)
+/// locks the opened store at the next request; plugged back, Unlock opens it again.
+#[test]
+fn pulling_the_fido_key_locks_the_sealed_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fido = authenticator(dir.path(), "fido.json", 11, None);
+    let file = dir.path().join("vk.json");
+    clear_state_file(&file);
+    let bed = TestBed::start();
+    let out = run(
+        &bed,
+        &[
+            "virtual-key",
+            "seal",
+            file.to_str().unwrap(),
+            "--seal-with",
+            &fido,
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let served = serve(&file, &fido);
+    let (bus, device) = (&served.bus, served.device.as_str());
+    bus.call(device, DEVICE, "Unlock", &("", false))
+        .expect("Unlock");
+    assert_eq!(code_at_59(bus).as_deref(), Some("287082"));
+    let node = dir.path().join("fido.json");
+    let away = dir.path().join("unplugged.json");
+    std::fs::rename(&node, &away).expect("pull the key");
+    assert_eq!(code_at_59(bus), None, "a code after the FIDO2 key left");
+    assert!(locked(bus, device));
+    assert!(
+        served
+            .daemon
+            .log_text()
+            .contains("was pulled; locked again")
+    );
+    std::fs::copy(&away, &node).expect("plug it back");
+    bus.call(device, DEVICE, "Unlock", &("", false))
+        .expect("Unlock after the replug");
+    assert_eq!(code_at_59(bus).as_deref(), Some("287082"));
 }

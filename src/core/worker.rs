@@ -297,6 +297,16 @@ impl Worker {
     /// Drop the access key (and codes made with it) if the card left its reader since it
     /// was unlocked: the event counter or ATR changed, or pcscd no longer sees the card.
     fn check_insertion(&mut self) {
+        if let Link::Sealed { key, .. } = &self.link {
+            if key.is_open() && !key.authenticator_present() {
+                info!(
+                    device = self.info.id,
+                    "the FIDO2 key that opened this sealed key was pulled; locked again"
+                );
+                self.lock();
+            }
+            return;
+        }
         if self.access_key.is_none() || !matches!(self.link, Link::Pcsc { .. }) {
             return;
         }

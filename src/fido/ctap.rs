@@ -198,6 +198,10 @@ impl HmacSecretAuthenticator for CtapAuthenticator {
         format!("{} at {}", self.product, self.path.display())
     }
 
+    fn device_node(&self) -> Option<PathBuf> {
+        Some(self.path.clone())
+    }
+
     fn pin_set(&self) -> Result<bool, FidoError> {
         guarded(|| {
             let info = open(&self.path)?.get_info().map_err(map_error)?;

@@ -63,6 +63,11 @@ pub enum FidoError {
 pub trait HmacSecretAuthenticator: Send + Sync {
     /// A short description for messages (product and where it is; never a secret).
     fn describe(&self) -> String;
+    /// The device node (hidraw, or the soft authenticator's file) behind this authenticator
+    /// now, so a holder can notice the key leaving. None when unknown.
+    fn device_node(&self) -> Option<PathBuf> {
+        None
+    }
     /// Whether the authenticator has a clientPIN set (then every call needs it).
     fn pin_set(&self) -> Result<bool, FidoError>;
     /// authenticatorMakeCredential for [`RELYING_PARTY_ID`] with `hmac-secret: true`, user
@@ -142,6 +147,14 @@ impl HmacSecretAuthenticator for AuthenticatorSpec {
             Self::Auto => "(the connected FIDO2 key)".into(),
             Self::Hidraw(path) => path.display().to_string(),
             Self::Soft(file) => format!("software authenticator {}", file.display()),
+        }
+    }
+
+    fn device_node(&self) -> Option<PathBuf> {
+        match self {
+            Self::Auto => self.open().ok()?.device_node(),
+            Self::Hidraw(path) => Some(path.clone()),
+            Self::Soft(file) => Some(file.clone()),
         }
     }
 

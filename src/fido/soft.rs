@@ -179,6 +179,11 @@ impl HmacSecretAuthenticator for SoftAuthenticator {
         format!("software authenticator {}", self.path.display())
     }
 
+    /// The state file: deleting or replacing it plays pulling the key.
+    fn device_node(&self) -> Option<PathBuf> {
+        Some(self.path.clone())
+    }
+
     fn pin_set(&self) -> Result<bool, FidoError> {
         Ok(self.load()?.pin.is_some())
     }

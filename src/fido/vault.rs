@@ -281,7 +281,20 @@ pub struct SealedVirtualKey {
     path: PathBuf,
     card_salt: [u8; sealed::CARD_SALT_LEN],
     authenticator: Arc<dyn HmacSecretAuthenticator>,
-    opened: Mutex<Option<Arc<Mutex<Card>>>>,
+    opened: Mutex<Option<OpenCard>>,
+}
+
+/// The opened card, and the FIDO2 key's device node (path, device, inode) when it opened:
+/// a replugged key gets a new node, so a changed inode means the key left.
+struct OpenCard {
+    card: Arc<Mutex<Card>>,
+    node: Option<(PathBuf, u64, u64)>,
+}
+
+fn node_identity(path: PathBuf) -> Option<(PathBuf, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(&path).ok()?;
+    Some((path, metadata.dev(), metadata.ino()))
 }
 
 impl SealedVirtualKey {
@@ -299,7 +312,7 @@ impl SealedVirtualKey {
         })
     }
 
-    fn slot(&self) -> MutexGuard<'_, Option<Arc<Mutex<Card>>>> {
+    fn slot(&self) -> MutexGuard<'_, Option<OpenCard>> {
         self.opened.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -309,7 +322,21 @@ impl SealedVirtualKey {
 
     /// The opened card, or None while locked.
     pub fn card(&self) -> Option<Arc<Mutex<Card>>> {
-        self.slot().clone()
+        self.slot().as_ref().map(|open| open.card.clone())
+    }
+
+    /// Whether the FIDO2 key that opened the store is still plugged in (same device node).
+    /// True while locked, and when its node was not known.
+    pub fn authenticator_present(&self) -> bool {
+        let slot = self.slot();
+        let Some(OpenCard {
+            node: Some((path, dev, ino)),
+            ..
+        }) = slot.as_ref()
+        else {
+            return true;
+        };
+        node_identity(path.clone()).is_some_and(|(_, d, i)| d == *dev && i == *ino)
     }
 
     pub fn is_open(&self) -> bool {
@@ -331,7 +358,11 @@ impl SealedVirtualKey {
         let pin = (!pin.is_empty()).then_some(pin);
         let opened = open(&self.path, self.authenticator.as_ref(), pin)?;
         let card = card_from(&self.path, opened, CardConfig::yubikey())?;
-        *self.slot() = Some(Arc::new(Mutex::new(card)));
+        let node = self.authenticator.device_node().and_then(node_identity);
+        *self.slot() = Some(OpenCard {
+            card: Arc::new(Mutex::new(card)),
+            node,
+        });
         info!(path = %self.path.display(), "sealed virtual key opened");
         Ok(())
     }
