@@ -269,6 +269,10 @@ fn daemon_unlock_takes_the_fido_pin_and_counts_retries() {
     bus.call(device, DEVICE, "Unlock", &("1234", false))
         .expect("the right PIN");
     assert!(!locked(bus, device));
+    let refused = bus
+        .call(device, DEVICE, "SetPassword", &("", "pw", false))
+        .expect_err("an OATH password on a sealed key");
+    assert_eq!(refused.short(), "NotSupported", "{}", refused.message);
 }
 
 /// Crash-injected `virtual-key seal`: the process aborts after the temp file is written

@@ -537,6 +537,11 @@ impl Worker {
     /// Set (or with an empty `new`, clear) the password. `current` is needed when one is set
     /// and the key is not unlocked yet.
     pub fn set_password(&mut self, current: &str, new: &str) -> Result<(), CoreError> {
+        if matches!(self.link, Link::Sealed { .. }) {
+            return Err(CoreError::NotSupported(
+                "a sealed virtual key is protected by its FIDO2 key, not an OATH password".into(),
+            ));
+        }
         if self.info.has_password && self.access_key.is_none() {
             self.unlock(current)?;
         }

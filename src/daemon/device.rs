@@ -64,7 +64,8 @@ impl Device {
 #[interface(name = "io.github.oathbridge.OathBridge1.Device")]
 impl Device {
     /// Check the password and keep the derived key in memory until the key is pulled or
-    /// Lock() is called. Wrong attempts are rate-limited.
+    /// Lock() is called. Wrong attempts are rate-limited. For a sealed virtual key the
+    /// password is the FIDO2 PIN (empty without one), and the FIDO2 key must be touched.
     async fn unlock(
         &self,
         password: String,
