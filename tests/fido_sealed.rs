@@ -563,3 +563,50 @@ fn pulling_the_fido_key_locks_the_sealed_key() {
         .expect("Unlock after the replug");
     assert_eq!(code_at_59(bus).as_deref(), Some("287082"));
 }
+
+/// At a terminal-less CLI the FIDO2 PIN is the first stdin line: missing or wrong, exit 6
+/// with the tries left, never echoing the PIN; the file is untouched.
+#[test]
+fn cli_open_with_a_missing_or_wrong_pin_exits_6() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fido = authenticator(dir.path(), "fido.json", 13, Some("4321"));
+    let file = dir.path().join("vk.json");
+    clear_state_file(&file);
+    let bed = TestBed::start();
+    let out = run(
+        &bed,
+        &[
+            "virtual-key",
+            "seal",
+            file.to_str().unwrap(),
+            "--seal-with",
+            &fido,
+        ],
+        "4321\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sealed_bytes = std::fs::read(&file).expect("read");
+    let missing = emulate_open(&bed, &file, &fido).expect("no PIN must exit");
+    assert_eq!(missing.status.code(), Some(6), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("PIN"), "{}", stderr(&missing));
+    let wrong = run(
+        &bed,
+        &[
+            "emulate",
+            "--vpcd",
+            "127.0.0.1:1",
+            "--state",
+            file.to_str().unwrap(),
+            "--fido",
+            &fido,
+        ],
+        "9999\n",
+    );
+    let text = stderr(&wrong);
+    assert_eq!(wrong.status.code(), Some(6), "{text}");
+    assert!(
+        text.contains("7 tries left") && !text.contains("9999"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&file).expect("read"), sealed_bytes);
+}

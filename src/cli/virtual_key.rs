@@ -215,6 +215,15 @@ pub fn run(global: &GlobalArgs, args: &VirtualKeyArgs) -> CliResult<()> {
             if !file.exists() {
                 return Err(CliError::Input(format!("{}: no such file", file.display())));
             }
+            // A file that cannot be sealed is refused before anyone is asked to touch.
+            if vault::is_sealed_file(file) {
+                return Err(vault_error(VaultError::AlreadySealed {
+                    path: file.clone(),
+                }));
+            }
+            crate::emulator::Card::new(crate::emulator::CardConfig::yubikey())
+                .with_state_file(file)
+                .map_err(|e| vault_error(VaultError::State(e)))?;
             let authenticator = authenticator(fido.seal_with.as_ref())?;
             let pin = read_pin(authenticator.as_ref())?;
             eprintln!(
