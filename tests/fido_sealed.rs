@@ -610,3 +610,34 @@ fn cli_open_with_a_missing_or_wrong_pin_exits_6() {
     );
     assert_eq!(std::fs::read(&file).expect("read"), sealed_bytes);
 }
+
+/// A file sealed with touch alone keeps opening with touch alone after a PIN is set on the
+/// FIDO2 key (CTAP 2.1 keeps a secret with and one without user verification).
+#[test]
+fn a_pin_set_after_sealing_does_not_lock_the_file_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fido = authenticator(dir.path(), "fido.json", 15, None);
+    let file = dir.path().join("vk.json");
+    clear_state_file(&file);
+    let bed = TestBed::start();
+    let out = run(
+        &bed,
+        &[
+            "virtual-key",
+            "seal",
+            file.to_str().unwrap(),
+            "--seal-with",
+            &fido,
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info = run(&bed, &["virtual-key", "info", file.to_str().unwrap()], "");
+    assert!(String::from_utf8_lossy(&info.stdout).contains("opens with touch"));
+    // The same device secret, now with a PIN.
+    let fido = authenticator(dir.path(), "fido.json", 15, Some("1234"));
+    assert!(
+        emulate_open(&bed, &file, &fido).is_none(),
+        "the touch-only file did not open after a PIN was set"
+    );
+}

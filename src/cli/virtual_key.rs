@@ -115,6 +115,11 @@ pub fn read_pin(
     {
         return Ok(None);
     }
+    prompt_pin(authenticator).map(Some)
+}
+
+/// The FIDO2 PIN from a hidden prompt on a terminal, else the first line of stdin.
+fn prompt_pin(authenticator: &dyn HmacSecretAuthenticator) -> CliResult<Zeroizing<String>> {
     let prompt = format!("PIN of FIDO2 key {}: ", authenticator.describe());
     let stdin = std::io::stdin();
     let pin = if stdin.is_terminal() {
@@ -132,7 +137,7 @@ pub fn read_pin(
             }
         }
     };
-    Ok(Some(pin))
+    Ok(pin)
 }
 
 /// Open a sealed file for `emulate --state` (touch, PIN when set): a card that re-seals
@@ -143,7 +148,13 @@ pub fn open_card(
     config: crate::emulator::CardConfig,
 ) -> CliResult<crate::emulator::Card> {
     let authenticator = authenticator(flag)?;
-    let pin = read_pin(authenticator.as_ref())?;
+    // The PIN is asked for when the file was sealed with it.
+    let header = vault::read_sealed(path).map_err(vault_error)?.header;
+    let pin = if header.uv {
+        Some(prompt_pin(authenticator.as_ref())?)
+    } else {
+        None
+    };
     eprintln!(
         "Touch the FIDO2 key {} to open {}",
         authenticator.describe(),
@@ -189,6 +200,8 @@ struct InfoJson {
     format: u16,
     device_salt: Option<String>,
     credential_id_len: Option<usize>,
+    /// Opening needs the FIDO2 PIN (sealed with user verification).
+    pin: Option<bool>,
 }
 
 pub fn run(global: &GlobalArgs, args: &VirtualKeyArgs) -> CliResult<()> {
@@ -248,6 +261,7 @@ pub fn run(global: &GlobalArgs, args: &VirtualKeyArgs) -> CliResult<()> {
                     format: crate::fido::sealed::FORMAT_VERSION,
                     device_salt: Some(HEXLOWER.encode(&sealed.header.card_salt)),
                     credential_id_len: Some(sealed.header.credential_id.len()),
+                    pin: Some(sealed.header.uv),
                 }
             } else {
                 crate::emulator::Card::new(crate::emulator::CardConfig::yubikey())
@@ -262,6 +276,7 @@ pub fn run(global: &GlobalArgs, args: &VirtualKeyArgs) -> CliResult<()> {
                     format: 1,
                     device_salt: None,
                     credential_id_len: None,
+                    pin: None,
                 }
             };
             if global.json {
@@ -269,8 +284,15 @@ pub fn run(global: &GlobalArgs, args: &VirtualKeyArgs) -> CliResult<()> {
             }
             match info.credential_id_len {
                 Some(len) => println!(
-                    "{}: sealed virtual key, format {}, FIDO2 credential id of {len} bytes",
-                    info.file, info.format
+                    "{}: sealed virtual key, format {}, FIDO2 credential id of {len} bytes, \
+                     opens with {}",
+                    info.file,
+                    info.format,
+                    if info.pin == Some(true) {
+                        "touch and PIN"
+                    } else {
+                        "touch"
+                    }
                 ),
                 None => println!(
                     "{}: clear-text virtual key (seeds readable by anyone who can read the \

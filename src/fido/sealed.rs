@@ -7,13 +7,18 @@
 //! | 0 | 8 | magic `OBSEALVK` |
 //! | 8 | 2 | format version (1) |
 //! | 10 | 8 | the card's YKOATH salt (public: SELECT sends it; gives the device id) |
-//! | 18 | 2 | credential id length L (1..=1024) |
-//! | 20 | L | credential id (CTAP 2.1 §6.1 authenticatorMakeCredential) |
-//! | 20+L | 32 | `hmac-secret` salt1 |
-//! | 52+L | 12 | AES-GCM nonce |
-//! | 64+L | rest | ciphertext of the state JSON, then the 16-byte tag |
+//! | 18 | 1 | flags: bit 0 = sealed with user verification (the FIDO2 PIN); others 0 |
+//! | 19 | 2 | credential id length L (1..=1024) |
+//! | 21 | L | credential id (CTAP 2.1 §6.1 authenticatorMakeCredential) |
+//! | 21+L | 32 | `hmac-secret` salt1 |
+//! | 53+L | 12 | AES-GCM nonce |
+//! | 65+L | rest | ciphertext of the state JSON, then the 16-byte tag |
 //!
-//! The whole header (bytes 0 .. 64+L) is the AEAD's associated data, so a changed header
+//! CTAP 2.1 keys derive a different `hmac-secret` with and without user verification
+//! (CredRandomWithUV / WithoutUV, §12.5), so the file says which one sealed it and is
+//! opened the same way, whether or not a PIN was set or removed since.
+//!
+//! The whole header (bytes 0 .. 65+L) is the AEAD's associated data, so a changed header
 //! fails like a changed ciphertext. Key = HKDF-SHA256(salt = hmac-secret salt1,
 //! IKM = hmac-secret output1, info = [`HKDF_INFO`]), 32 bytes.
 
@@ -34,6 +39,8 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const HKDF_INFO: &[u8] = b"oathbridge sealed virtual key v1";
 /// YKOATH salt length (bytes), as in the state file.
 pub const CARD_SALT_LEN: usize = 8;
+/// Flags bit: the secret was obtained with user verification (PIN).
+pub const FLAG_UV: u8 = 0x01;
 /// Longest credential id accepted (bytes); CTAP keys use 16..=255 in practice.
 pub const MAX_CREDENTIAL_ID_LEN: usize = 1024;
 const NONCE_LEN: usize = 12;
@@ -63,6 +70,8 @@ pub enum SealedError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub card_salt: [u8; CARD_SALT_LEN],
+    /// Sealed with user verification: opening needs the FIDO2 PIN.
+    pub uv: bool,
     pub credential_id: Vec<u8>,
     pub salt: [u8; SALT_LEN],
 }
@@ -86,10 +95,11 @@ pub fn derive_key(header: &Header, secret: &HmacSecret) -> FileKey {
 
 impl Header {
     fn encode(&self, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.credential_id.len());
+        let mut out = Vec::with_capacity(65 + self.credential_id.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
         out.extend_from_slice(&self.card_salt);
+        out.push(if self.uv { FLAG_UV } else { 0 });
         // Checked on creation and parse: fits u16.
         out.extend_from_slice(&(self.credential_id.len() as u16).to_be_bytes());
         out.extend_from_slice(&self.credential_id);
@@ -150,6 +160,10 @@ impl SealedFile {
             return Err(SealedError::Invalid("format version"));
         }
         let card_salt = reader.array("card salt")?;
+        let [flags] = reader.array("flags")?;
+        if flags & !FLAG_UV != 0 {
+            return Err(SealedError::Invalid("flags"));
+        }
         let id_len = usize::from(u16::from_be_bytes(reader.array("credential id length")?));
         if id_len == 0 || id_len > MAX_CREDENTIAL_ID_LEN {
             return Err(SealedError::Invalid("credential id length"));
@@ -165,6 +179,7 @@ impl SealedFile {
         Ok(Self {
             header: Header {
                 card_salt,
+                uv: flags & FLAG_UV != 0,
                 credential_id,
                 salt,
             },
@@ -222,6 +237,7 @@ mod tests {
     fn header() -> Header {
         Header {
             card_salt: [1; 8],
+            uv: true,
             credential_id: vec![2; 48],
             salt: [3; 32],
         }
@@ -236,8 +252,9 @@ mod tests {
         let sealed = seal(&header(), &key(), b"{\"format\":1}").unwrap();
         assert!(is_sealed(&sealed));
         assert_eq!(&sealed[8..10], &[0, 1]);
-        assert_eq!(&sealed[18..20], &[0, 48]);
-        assert_eq!(sealed.len(), 64 + 48 + 12 + TAG_LEN);
+        assert_eq!(sealed[18], FLAG_UV);
+        assert_eq!(&sealed[19..21], &[0, 48]);
+        assert_eq!(sealed.len(), 65 + 48 + 12 + TAG_LEN);
         let file = SealedFile::parse(&sealed).unwrap();
         assert_eq!(file.header, header());
         assert_eq!(file.open(&key()).unwrap().as_slice(), b"{\"format\":1}");
@@ -287,8 +304,14 @@ mod tests {
             SealedFile::parse(b"{\"format\": 1}").unwrap_err(),
             SealedError::NotSealed
         );
+        let mut flags = sealed.clone();
+        flags[18] = 0x80;
+        assert_eq!(
+            SealedFile::parse(&flags).unwrap_err(),
+            SealedError::Invalid("flags")
+        );
         let mut no_id = sealed;
-        no_id[18..20].copy_from_slice(&[0, 0]);
+        no_id[19..21].copy_from_slice(&[0, 0]);
         assert_eq!(
             SealedFile::parse(&no_id).unwrap_err(),
             SealedError::Invalid("credential id length")

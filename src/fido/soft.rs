@@ -8,8 +8,8 @@
 //!
 //! `master` plays the authenticator's device secret: credential ids are authenticated with
 //! it (a file with another master is "a different key"), and CredRandom of a credential is
-//! HMAC-SHA-256(master, "credrandom" || id), so output1 = HMAC-SHA-256(CredRandom, salt)
-//! as in CTAP 2.1 §12.5. `pin` (clear text: this is a test device) with `pin_retries`
+//! HMAC-SHA-256(master, "credrandom" || uv || id) (uv = 1 when the PIN was given: CTAP 2.1
+//! keys keep two), so output1 = HMAC-SHA-256(CredRandom, salt) as in CTAP 2.1 §12.5. `pin` (clear text: this is a test device) with `pin_retries`
 //! follows clientPIN: a wrong PIN costs a try, at 0 the PIN is blocked. `touch: "deny"`
 //! makes every user-presence check time out. A missing file is created with a random
 //! master, no PIN and touch approved.
@@ -222,9 +222,14 @@ impl HmacSecretAuthenticator for SoftAuthenticator {
         if !constant_time_eq(&expected[..TAG_LEN], tag) {
             return Err(FidoError::CredentialNotFound);
         }
-        self.check_pin(&mut state, pin)?;
+        // getAssertion needs no PIN (user presence only), but gives another secret with
+        // one: CredRandomWithUV / WithoutUV (CTAP 2.1 §12.5).
+        let uv = state.pin.is_some() && pin.is_some();
+        if uv {
+            self.check_pin(&mut state, pin)?;
+        }
         self.user_presence(&state)?;
-        let cred_random = mac(&master, &[b"credrandom", credential_id]);
+        let cred_random = mac(&master, &[b"credrandom", &[u8::from(uv)], credential_id]);
         Ok(mac(cred_random.as_ref(), &[salt]))
     }
 }
@@ -296,6 +301,12 @@ mod tests {
         assert_eq!(
             soft.hmac_secret(&id, &[0; 32], Some("1234")),
             Err(FidoError::PinBlocked)
+        );
+        write_state(&path, 1, Some("1234"), "approve");
+        // Touch alone works with a PIN set, and gives the other (without-UV) secret.
+        assert_ne!(
+            soft.hmac_secret(&id, &[0; 32], None).unwrap(),
+            soft.hmac_secret(&id, &[0; 32], Some("1234")).unwrap()
         );
         write_state(&path, 1, None, "deny");
         assert_eq!(soft.make_credential(None), Err(FidoError::TouchTimeout));

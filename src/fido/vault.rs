@@ -101,6 +101,7 @@ fn new_seal(
         .map_err(|e| FidoError::Device(format!("no randomness for the salt: {e}")))?;
     let header = Header {
         card_salt,
+        uv: pin.is_some(),
         credential_id,
         salt,
     };
@@ -191,14 +192,20 @@ pub struct Opened {
     pub json: Zeroizing<Vec<u8>>,
 }
 
-/// Ask the authenticator for the secret (touch, PIN when set) and decrypt `path`.
+/// Ask the authenticator for the secret (touch, and the PIN when the file was sealed with
+/// user verification) and decrypt `path`.
 pub fn open(
     path: &Path,
     authenticator: &dyn HmacSecretAuthenticator,
     pin: Option<&str>,
 ) -> Result<Opened, VaultError> {
     let file = read_sealed(path)?;
-    let pin = pin_for(authenticator, pin)?;
+    // Opened as it was sealed: with the PIN (user verification) or with touch alone.
+    let pin = match pin {
+        _ if !file.header.uv => None,
+        Some(pin) if !pin.is_empty() => Some(pin),
+        _ => return Err(FidoError::PinRequired.into()),
+    };
     let secret = authenticator.hmac_secret(&file.header.credential_id, &file.header.salt, pin)?;
     let key = sealed::derive_key(&file.header, &secret);
     let json = file.open(&key).map_err(|source| VaultError::Sealed {
