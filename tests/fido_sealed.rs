@@ -8,7 +8,6 @@ mod daemon_common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::TestBed;
@@ -72,16 +71,21 @@ fn sealed(path: &Path) -> bool {
     std::fs::read(path).is_ok_and(|b| b.starts_with(b"OBSEALVK"))
 }
 
-/// A private bus standing in for the system bus (the daemon finds it through
-/// `DBUS_SYSTEM_BUS_ADDRESS`), shared by this binary's tests.
-fn system_bus() -> &'static str {
-    static BUS: OnceLock<(String, Child)> = OnceLock::new();
-    &BUS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("oathbridge-fido-bus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("system bus dir");
+/// A private bus standing in for the system bus, one per test (stopped on drop). The
+/// daemon finds it through `DBUS_SYSTEM_BUS_ADDRESS`, set while the test holds
+/// [`daemon_turn`].
+struct SystemBus {
+    address: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SystemBus {
+    fn start() -> SystemBus {
+        let dir = tempfile::tempdir().expect("system bus dir");
         let mut child = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!("--address=unix:path={}/bus", dir.display()))
+            .arg(format!("--address=unix:path={}/bus", dir.path().display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -92,11 +96,21 @@ fn system_bus() -> &'static str {
             .expect("dbus-daemon address");
         let address = line.trim().to_owned();
         assert!(!address.is_empty(), "dbus-daemon printed no address");
-        // SAFETY: set once, before any daemon of this binary is spawned.
+        // SAFETY: daemons of this binary start only under `daemon_turn`, after this.
         unsafe { std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address) };
-        (address, child)
-    })
-    .0
+        SystemBus {
+            address,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for SystemBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn code_at_59(bus: &Bus) -> Option<String> {
@@ -124,13 +138,14 @@ struct Served {
     bus: Bus,
     daemon: Daemon,
     device: String,
-    // Last field, dropped last: the daemon stops before the next test's starts.
+    // After the daemon: its system bus, then the turn (the next test's daemon starts last).
+    system_bus: SystemBus,
     _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 fn serve(file: &Path, fido: &str) -> Served {
-    system_bus();
     let turn = daemon_turn();
+    let system_bus = SystemBus::start();
     let mut bed = TestBed::start();
     bed.start_dbus();
     let bus = Bus::connect(&bed);
@@ -147,6 +162,7 @@ fn serve(file: &Path, fido: &str) -> Served {
         bus,
         daemon,
         device,
+        system_bus,
         _turn: turn,
     }
 }
@@ -206,7 +222,7 @@ fn created_sealed_key_is_served_locked_opens_with_touch_and_relocks_on_session_l
 
     // logind's session Lock locks the sealed key like a password-protected one.
     let logind = block_on(async {
-        zbus::connection::Builder::address(system_bus())?
+        zbus::connection::Builder::address(served.system_bus.address.as_str())?
             .build()
             .await
     })
@@ -482,8 +498,8 @@ fn identify_says_why_ccid_and_virtual_keys_cannot_blink() {
     let missing = run(&bed, &["devices", "--identify", "/dev/hidraw-none"], "");
     assert_eq!(missing.status.code(), Some(5), "{}", stderr(&missing));
 
-    system_bus();
     let _turn = daemon_turn();
+    let _system_bus = SystemBus::start();
     bed.start_dbus();
     let bus = Bus::connect(&bed);
     let vk = bed.dir().join("vk.json").display().to_string();
