@@ -11,7 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::TestBed;
-use daemon_common::{Bus, Daemon, Dict, block_on, get_str, wait_until};
+use daemon_common::{
+    Bus, Daemon, Dict, block_on, block_on_for, get_str, runtime, wait_property_during, wait_until,
+};
 use zbus::zvariant::Value;
 
 const DEVICE: &str = "io.github.oathbridge.OathBridge1.Device";
@@ -656,4 +658,55 @@ fn a_pin_set_after_sealing_does_not_lock_the_file_out() {
         emulate_open(&bed, &file, &fido).is_none(),
         "the touch-only file did not open after a PIN was set"
     );
+}
+
+/// While `Unlock` waits for the FIDO2 touch, the device shows TouchPending (the desktop
+/// client's cue), and clears it after.
+#[test]
+fn unlock_shows_touch_pending_while_the_fido_key_waits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fido_file = dir.path().join("fido.json");
+    let fido = authenticator(dir.path(), "fido.json", 17, None);
+    let file = dir.path().join("vk.json");
+    clear_state_file(&file);
+    let bed = TestBed::start();
+    let out = run(
+        &bed,
+        &[
+            "virtual-key",
+            "seal",
+            file.to_str().unwrap(),
+            "--seal-with",
+            &fido,
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let slow = serde_json::json!({"format": 1, "master": hex(&[17; 32]), "pin": null,
+        "pin_retries": 8, "touch": "approve", "made": 1, "touch_delay_ms": 1500});
+    std::fs::write(&fido_file, slow.to_string()).expect("slow touch");
+    let served = serve(&file, &fido);
+    let (bus, device) = (&served.bus, served.device.clone());
+    let call = {
+        let conn = bus.conn.clone();
+        let path = device.clone();
+        runtime().spawn(async move {
+            conn.call_method(
+                Some("io.github.oathbridge.OathBridge1"),
+                path.as_str(),
+                Some(DEVICE),
+                "Unlock",
+                &("", false),
+            )
+            .await
+        })
+    };
+    wait_property_during(bus, &device, DEVICE, "TouchPending", &call);
+    block_on_for(WAIT, "Unlock with a slow touch", call)
+        .expect("join")
+        .expect("Unlock");
+    wait_until(WAIT, "TouchPending = false after the touch", || {
+        (!bus.bool_property(&device, DEVICE, "TouchPending")).then_some(())
+    });
+    assert_eq!(code_at_59(bus).as_deref(), Some("287082"));
 }

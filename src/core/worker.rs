@@ -474,8 +474,12 @@ impl Worker {
         }
         if let Link::Sealed { key, .. } = &self.link {
             // The password is the FIDO2 PIN (empty without one); the FIDO2 key counts tries.
-            key.unlock(password)
-                .map_err(crate::fido::vault::core_error)?;
+            // TouchPending (and the desktop prompt) while the FIDO2 key waits for the touch.
+            let what = "opening the sealed virtual key";
+            self.events.touch_pending(&self.info.id, what, true);
+            let result = key.unlock(password);
+            self.events.touch_pending(&self.info.id, what, false);
+            result.map_err(crate::fido::vault::core_error)?;
             self.cache.lock().clear();
             return Ok(());
         }

@@ -11,7 +11,8 @@
 //! HMAC-SHA-256(master, "credrandom" || uv || id) (uv = 1 when the PIN was given: CTAP 2.1
 //! keys keep two), so output1 = HMAC-SHA-256(CredRandom, salt) as in CTAP 2.1 §12.5. `pin` (clear text: this is a test device) with `pin_retries`
 //! follows clientPIN: a wrong PIN costs a try, at 0 the PIN is blocked. `touch: "deny"`
-//! makes every user-presence check time out. A missing file is created with a random
+//! makes every user-presence check time out; optional `touch_delay_ms` is how long an
+//! approved touch takes. A missing file is created with a random
 //! master, no PIN and touch approved.
 
 use std::fs;
@@ -43,6 +44,8 @@ struct SoftState {
     pin_retries: u32,
     touch: String,
     made: u64,
+    #[serde(default)]
+    touch_delay_ms: u64,
 }
 
 impl Drop for SoftState {
@@ -85,6 +88,7 @@ impl SoftAuthenticator {
                 pin_retries: PIN_RETRIES,
                 touch: "approve".into(),
                 made: 0,
+                touch_delay_ms: 0,
             })?;
         }
         authenticator.load()?;
@@ -168,7 +172,12 @@ impl SoftAuthenticator {
 
     fn user_presence(&self, state: &SoftState) -> Result<(), FidoError> {
         match state.touch.as_str() {
-            "approve" => Ok(()),
+            "approve" => {
+                // Bounded: a test device never makes a caller wait more than a minute.
+                let delay = state.touch_delay_ms.min(60_000);
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+                Ok(())
+            }
             _ => Err(FidoError::TouchTimeout),
         }
     }
