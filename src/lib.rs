@@ -12,6 +12,7 @@ pub mod core;
 pub mod daemon;
 pub mod desktop;
 pub mod emulator;
+pub mod fido;
 pub mod import;
 pub mod oath;
 pub mod otp;

@@ -56,8 +56,26 @@ struct DeviceJson<'a> {
     capacity: Option<usize>,
 }
 
-pub fn devices(global: &GlobalArgs) -> CliResult<()> {
-    let mut backend = backend::open(global)?;
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Make the key with this id show itself (blink) instead of listing: an OATH key's id,
+    /// or a FIDO2 key's /dev/hidrawN (CTAPHID WINK, else touch to confirm)
+    #[arg(long, value_name = "ID")]
+    pub identify: Option<String>,
+}
+
+pub fn devices(global: &GlobalArgs, args: &DevicesArgs) -> CliResult<()> {
+    if let Some(id) = &args.identify {
+        return super::fido_keys::identify(global, id);
+    }
+    let fido = super::fido_keys::list();
+    let mut backend = match backend::open(global) {
+        // FIDO2-only keys are still worth listing.
+        Err(CliError::NoKey(_)) if !fido.is_empty() => {
+            return super::fido_keys::print(global, &fido);
+        }
+        other => other?,
+    };
     let mut counts = Vec::new();
     for index in 0..backend.keys().len() {
         // A locked key's account count needs the password; do not ask just for this.
@@ -79,7 +97,17 @@ pub fn devices(global: &GlobalArgs) -> CliResult<()> {
         })
         .collect();
     if global.json {
-        return Ok(print_json(&rows)?);
+        if fido.is_empty() {
+            return Ok(print_json(&rows)?);
+        }
+        // FIDO2 keys join the array as entries of kind "FIDO2".
+        let mut all: Vec<serde_json::Value> = rows
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(std::io::Error::other)?;
+        all.extend(super::fido_keys::json(&fido));
+        return Ok(print_json(&all)?);
     }
     for row in rows {
         let count = |n: Option<usize>| n.map_or("?".to_owned(), |n| n.to_string());
@@ -95,7 +123,7 @@ pub fn devices(global: &GlobalArgs) -> CliResult<()> {
             row.key.reader,
         );
     }
-    Ok(())
+    super::fido_keys::print(global, &fido)
 }
 
 /// Passwords come from a hidden prompt on a terminal, else one per line on stdin.

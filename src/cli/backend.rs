@@ -59,6 +59,18 @@ pub trait Backend {
     /// Delete every account and the password.
     fn reset(&mut self, key: usize) -> CliResult<()>;
 
+    /// Make the key show itself (blink). Directly, every key is reached over PC/SC, which
+    /// has no WINK: exit 8 with the reason.
+    fn identify(&mut self, key: usize) -> CliResult<()> {
+        Err(CliError::Coded {
+            code: super::error::exit::UNSUPPORTED,
+            message: format!(
+                "key {} cannot identify itself over CCID (PC/SC has no WINK)",
+                self.keys()[key].id
+            ),
+        })
+    }
+
     /// A password is set on the key (`Key::locked` says whether one is needed now).
     fn has_password(&self, key: usize) -> bool {
         self.keys()[key].locked

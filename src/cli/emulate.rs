@@ -18,9 +18,14 @@ pub struct EmulateArgs {
     /// Device to imitate
     #[arg(long, value_enum, default_value_t = ProfileArg::Yubikey)]
     pub profile: ProfileArg,
-    /// Keep credentials, password and salt in this JSON file (mode 0600)
+    /// Keep credentials, password and salt in this JSON file (mode 0600), or in a file
+    /// sealed by a FIDO2 key (`oathbridge virtual-key create`; opening asks for a touch)
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// The FIDO2 key that opens a sealed --state file: auto, /dev/hidrawN or soft:FILE
+    /// (default $OATHBRIDGE_FIDO, else auto)
+    #[arg(long, value_name = "ID")]
+    pub fido: Option<crate::fido::AuthenticatorSpec>,
     /// Whether the simulated user touches the card when asked
     #[arg(long, value_enum, default_value_t = TouchArg::Approve)]
     pub touch: TouchArg,
@@ -137,8 +142,20 @@ impl EmulateArgs {
 pub fn run(args: EmulateArgs) -> ExitCode {
     let config = args.card_config();
     let profile = config.profile;
-    let mut card = Card::new(config);
-    if let Some(path) = &args.state {
+    let mut card = Card::new(config.clone());
+    if let Some(path) = args
+        .state
+        .as_ref()
+        .filter(|p| crate::fido::vault::is_sealed_file(p))
+    {
+        card = match super::virtual_key::open_card(path, args.fido.as_ref(), config) {
+            Ok(card) => card,
+            Err(error) => return error.report(),
+        };
+    } else if let Some(path) = &args.state {
+        if path.exists() {
+            super::virtual_key::warn_clear_text(path);
+        }
         card = match card.with_state_file(path) {
             Ok(card) => card,
             Err(e) => {

@@ -43,6 +43,9 @@ pub enum CliError {
     /// An error the daemon reported, with the exit code its D-Bus name maps to.
     #[error("{message}")]
     Daemon { code: u8, message: String },
+    /// An error with its exit code decided where it happened (sealed virtual keys).
+    #[error("{message}")]
+    Coded { code: u8, message: String },
     /// An import refused or failed: one line per problem, and its exit code.
     #[error("{message}")]
     Import { code: u8, message: String },
@@ -69,7 +72,9 @@ impl CliError {
                 _ => exit::FAILURE,
             },
             Self::Io(_) | Self::Failure(_) => exit::FAILURE,
-            Self::Daemon { code, .. } | Self::Import { code, .. } => *code,
+            Self::Daemon { code, .. } | Self::Import { code, .. } | Self::Coded { code, .. } => {
+                *code
+            }
         }
     }
 

@@ -7,10 +7,12 @@ pub mod backend;
 pub mod doctor;
 pub mod emulate;
 pub mod error;
+pub mod fido_keys;
 pub mod input;
 pub mod keys;
 pub mod output;
 pub mod via_daemon;
+pub mod virtual_key;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -71,8 +73,8 @@ impl GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List connected OATH keys
-    Devices,
+    /// List connected OATH keys, and FIDO2 keys (for sealing virtual keys)
+    Devices(admin::DevicesArgs),
     /// List accounts on all connected keys
     List(accounts::ListArgs),
     /// Show codes
@@ -87,6 +89,8 @@ pub enum Command {
     Password(admin::PasswordArgs),
     /// Delete every account and the password from a key
     Reset(admin::ResetArgs),
+    /// Virtual keys sealed by a FIDO2 key's hmac-secret: create, seal, info
+    VirtualKey(virtual_key::VirtualKeyArgs),
     /// Run a software OATH card attached to pcscd through vpcd
     Emulate(emulate::EmulateArgs),
     /// Serve codes on the D-Bus session bus (io.github.oathbridge.OathBridge1)
@@ -139,7 +143,7 @@ fn man() -> CliResult<()> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result: CliResult<()> = match cli.command {
-        Command::Devices => admin::devices(&cli.global),
+        Command::Devices(args) => admin::devices(&cli.global, &args),
         Command::List(args) => accounts::list(&cli.global, &args),
         Command::Code(args) => accounts::code(&cli.global, &args),
         Command::Add(args) => add::add(&cli.global, &args),
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rename(args) => accounts::rename(&cli.global, &args),
         Command::Password(args) => admin::password(&cli.global, &args),
         Command::Reset(args) => admin::reset(&cli.global, &args),
+        Command::VirtualKey(args) => virtual_key::run(&cli.global, &args),
         Command::Emulate(args) => return emulate::run(args),
         Command::Daemon(args) => return crate::daemon::run(args),
         Command::Doctor(args) => return doctor::run(&cli.global, &args),

@@ -446,6 +446,11 @@ impl Backend for DaemonBackend {
         self.call(path.as_str(), DEVICE_IFACE, "Reset", &())
     }
 
+    fn identify(&mut self, key: usize) -> CliResult<()> {
+        let path = self.device_paths[key].clone();
+        self.call(path.as_str(), DEVICE_IFACE, "Identify", &())
+    }
+
     fn rename(
         &mut self,
         key: usize,

@@ -34,13 +34,18 @@ pub enum Link {
         card: Arc<Mutex<Card>>,
         label: String,
     },
+    /// A virtual key sealed by a FIDO2 key's hmac-secret: locked until opened by a touch.
+    Sealed {
+        key: Arc<crate::fido::vault::SealedVirtualKey>,
+        label: String,
+    },
 }
 
 impl Link {
     pub fn reader(&self) -> &str {
         match self {
             Self::Pcsc { reader } => reader,
-            Self::Virtual { label, .. } => label,
+            Self::Virtual { label, .. } | Self::Sealed { label, .. } => label,
         }
     }
 }
@@ -185,17 +190,26 @@ pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreErro
         DeviceInfo {
             id: session.device_id(),
             name: match link {
-                Link::Virtual { .. } => "Virtual key".to_owned(),
+                Link::Virtual { .. } | Link::Sealed { .. } => "Virtual key".to_owned(),
                 Link::Pcsc { .. } => session.quirks().kind.name().to_owned(),
             },
-            is_virtual: matches!(link, Link::Virtual { .. }),
+            is_virtual: matches!(link, Link::Virtual { .. } | Link::Sealed { .. }),
             reader: link.reader().to_owned(),
             firmware: info.version,
             serial: info.serial,
-            has_password: session.has_password(),
+            // A sealed key needs its FIDO2 key to open, as a password-protected one.
+            has_password: session.has_password() || matches!(link, Link::Sealed { .. }),
             quirks: session.quirks().clone(),
         }
     };
+    if let Link::Sealed { key, .. } = link
+        && !key.is_open()
+    {
+        // Locked: an empty card with the same salt answers SELECT with the same id.
+        let mut stand_in = EmulatorTransport::new(key.stand_in());
+        let session = Session::open(&mut stand_in as &mut dyn Transport, None)?;
+        return Ok(describe(&session, link));
+    }
     with_transport(link, pcsc, &mut |transport, reader| {
         let session = Session::open(transport, reader)?;
         Ok(describe(&session, link))
@@ -231,6 +245,11 @@ fn with_transport<R>(
             let mut transport = EmulatorTransport::from_shared(card.clone());
             action(&mut transport, None)
         }
+        Link::Sealed { key, .. } => {
+            let card = key.card().ok_or(CoreError::Locked)?;
+            let mut transport = EmulatorTransport::from_shared(card);
+            action(&mut transport, None)
+        }
     }
 }
 
@@ -240,17 +259,22 @@ impl Worker {
     }
 
     pub fn is_unlocked(&self) -> bool {
-        !self.info.has_password || self.access_key.is_some()
+        match &self.link {
+            Link::Sealed { key, .. } => key.is_open(),
+            _ => !self.info.has_password || self.access_key.is_some(),
+        }
     }
 
     /// Make the lock state visible to readers that must not wait for the queue.
     fn publish(&self) {
+        let (has_password, unlocked) = match &self.link {
+            Link::Sealed { key, .. } => (true, key.is_open()),
+            _ => (self.info.has_password, self.access_key.is_some()),
+        };
         self.status
             .has_password
-            .store(self.info.has_password, Ordering::Relaxed);
-        self.status
-            .unlocked
-            .store(self.access_key.is_some(), Ordering::Relaxed);
+            .store(has_password, Ordering::Relaxed);
+        self.status.unlocked.store(unlocked, Ordering::Relaxed);
     }
 
     /// The card's insertion now (None for virtual keys, or when pcscd cannot tell).
@@ -274,6 +298,16 @@ impl Worker {
     /// Drop the access key (and codes made with it) if the card left its reader since it
     /// was unlocked: the event counter or ATR changed, or pcscd no longer sees the card.
     fn check_insertion(&mut self) {
+        if let Link::Sealed { key, .. } = &self.link {
+            if key.is_open() && !key.authenticator_present() {
+                info!(
+                    device = self.info.id,
+                    "the FIDO2 key that opened this sealed key was pulled; locked again"
+                );
+                self.lock();
+            }
+            return;
+        }
         if self.access_key.is_none() || !matches!(self.link, Link::Pcsc { .. }) {
             return;
         }
@@ -318,7 +352,7 @@ impl Worker {
                 // Another key sits in the reader now (or it was reset): treat as removed.
                 return Err(CoreError::DeviceRemoved);
             }
-            self.info.has_password = has_password;
+            self.info.has_password = has_password || matches!(self.link, Link::Sealed { .. });
         }
         if let Err(CoreError::WrongPassword(_)) = &result {
             // The remembered key no longer matches (password changed elsewhere).
@@ -450,6 +484,17 @@ impl Worker {
                 "too many wrong passwords; try again in {wait} s"
             )));
         }
+        if let Link::Sealed { key, .. } = &self.link {
+            // The password is the FIDO2 PIN (empty without one); the FIDO2 key counts tries.
+            // TouchPending (and the desktop prompt) while the FIDO2 key waits for the touch.
+            let what = "opening the sealed virtual key";
+            self.events.touch_pending(&self.info.id, what, true);
+            let result = key.unlock(password);
+            self.events.touch_pending(&self.info.id, what, false);
+            result.map_err(crate::fido::vault::core_error)?;
+            self.cache.lock().clear();
+            return Ok(());
+        }
         self.access_key = None;
         let insertion = self.insertion();
         let password = zeroize::Zeroizing::new(password.to_owned());
@@ -508,6 +553,11 @@ impl Worker {
     /// Set (or with an empty `new`, clear) the password. `current` is needed when one is set
     /// and the key is not unlocked yet.
     pub fn set_password(&mut self, current: &str, new: &str) -> Result<(), CoreError> {
+        if matches!(self.link, Link::Sealed { .. }) {
+            return Err(CoreError::NotSupported(
+                "a sealed virtual key is protected by its FIDO2 key, not an OATH password".into(),
+            ));
+        }
         if self.info.has_password && self.access_key.is_none() {
             self.unlock(current)?;
         }
@@ -531,9 +581,26 @@ impl Worker {
 
     /// Drop the key from memory.
     pub fn lock(&mut self) {
+        if let Link::Sealed { key, .. } = &self.link {
+            key.lock();
+        }
         self.access_key = None;
         self.unlocked_in = None;
         self.cache.lock().clear();
+    }
+
+    /// Make the key show itself (blink), dispatched by transport: a HID key would send
+    /// CTAPHID WINK; over CCID (PC/SC) there is no such command, and a virtual key has no
+    /// light. Errors: `NotSupported` with the reason.
+    pub fn wink(&mut self) -> Result<(), CoreError> {
+        match &self.link {
+            Link::Pcsc { .. } => Err(CoreError::NotSupported(
+                "the key cannot identify itself over CCID (PC/SC has no WINK)".into(),
+            )),
+            Link::Virtual { .. } | Link::Sealed { .. } => Err(CoreError::NotSupported(
+                "a virtual key has no light to blink".into(),
+            )),
+        }
     }
 
     /// Forget the cached codes (session locked, suspend): the next request asks the key.

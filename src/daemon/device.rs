@@ -64,7 +64,8 @@ impl Device {
 #[interface(name = "io.github.oathbridge.OathBridge1.Device")]
 impl Device {
     /// Check the password and keep the derived key in memory until the key is pulled or
-    /// Lock() is called. Wrong attempts are rate-limited.
+    /// Lock() is called. Wrong attempts are rate-limited. For a sealed virtual key the
+    /// password is the FIDO2 PIN (empty without one), and the FIDO2 key must be touched.
     async fn unlock(
         &self,
         password: String,
@@ -160,6 +161,19 @@ impl Device {
             })
             .await?;
         self.locked_changed(&emitter).await?;
+        Ok(())
+    }
+
+    /// Make the key show itself (blink: CTAPHID WINK). Keys that cannot (CCID-only
+    /// transport, virtual keys) answer NotSupported with the reason.
+    async fn identify(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), DaemonError> {
+        check_caller(connection, &header).await?;
+        let device = self.shared.manager.get(&self.id)?;
+        device.handle.run(|worker| worker.wink()).await?;
         Ok(())
     }
 

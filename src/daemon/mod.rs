@@ -15,10 +15,11 @@ pub mod notify;
 pub mod registry;
 pub mod search_provider;
 pub mod session_watch;
+pub mod virtual_key;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use clap::Args;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -27,8 +28,7 @@ use zbus::Connection;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::zvariant::OwnedObjectPath;
 
-use crate::core::{CoreEvent, DeviceManager, Link};
-use crate::emulator::{Card, CardConfig};
+use crate::core::{CoreEvent, DeviceManager};
 use crate::oath::CodeEntry;
 use error::DaemonResult;
 use registry::{Registry, SharedRegistry};
@@ -42,9 +42,14 @@ pub const KRUNNER_PATH: &str = "/io/github/oathbridge/OathBridge1/KRunner";
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Host a virtual key backed by this state file (created, mode 0600, if missing)
+    /// Host a virtual key backed by this state file (created, mode 0600, if missing), or
+    /// by a file sealed with a FIDO2 key (served locked; Unlock opens it with a touch)
     #[arg(long = "virtual-key", value_name = "FILE")]
     pub virtual_keys: Vec<PathBuf>,
+    /// The FIDO2 key that opens sealed virtual keys: auto, /dev/hidrawN or soft:FILE
+    /// (default $OATHBRIDGE_FIDO, else auto)
+    #[arg(long, value_name = "ID")]
+    pub fido: Option<crate::fido::AuthenticatorSpec>,
     /// Take the bus name over from a running instance
     #[arg(long)]
     pub replace: bool,
@@ -98,18 +103,9 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
     let manager = DeviceManager::new(events);
     // Keys present at start are known before the name is taken, so the first call
     // (the one that activated us) already sees them.
+    let fido = crate::fido::AuthenticatorSpec::resolve(args.fido.as_ref())?;
     for path in &args.virtual_keys {
-        let card = Card::new(CardConfig::yubikey())
-            .with_state_file(path)
-            .map_err(|e| e.to_string())?;
-        // Write it now, so the key keeps its identity from the first start on.
-        if !path.exists() {
-            card.save_state(path).map_err(|e| e.to_string())?;
-        }
-        let link = Link::Virtual {
-            card: Arc::new(Mutex::new(card)),
-            label: format!("virtual:{}", path.display()),
-        };
+        let link = virtual_key::link(path, &fido)?;
         manager.add_virtual(link).await.map_err(|e| e.to_string())?;
     }
     if !args.no_pcsc {

@@ -108,6 +108,13 @@ struct Session {
     pending: Vec<u8>,
 }
 
+/// Where a card saves its state after each change when it is not a clear-text file (a
+/// sealed virtual key re-encrypts it). `json` is the state-file JSON.
+pub trait StateSink: Send + std::fmt::Debug {
+    /// Store `json` durably (atomically); the error text names the file, never its contents.
+    fn save(&self, json: &[u8]) -> Result<(), String>;
+}
+
 /// A software YKOATH card. Never panics on any input.
 #[derive(Debug)]
 pub struct Card {
@@ -118,6 +125,8 @@ pub struct Card {
     atr: Vec<u8>,
     state: PersistentState,
     state_file: Option<PathBuf>,
+    /// Where changes go instead of `state_file` (a sealed file).
+    sink: Option<Box<dyn StateSink>>,
     session: Session,
     faults: FaultHandle,
     stats: CardStats,
@@ -140,6 +149,7 @@ impl Card {
             atr: config.atr,
             state: PersistentState::fresh(salt),
             state_file: None,
+            sink: None,
             session: Session::default(),
             faults: FaultHandle::new(config.faults),
             stats: CardStats::default(),
@@ -156,6 +166,28 @@ impl Card {
         }
         self.state_file = Some(path);
         Ok(self)
+    }
+
+    /// Start from state JSON (an opened sealed file) and hand every change to `sink`.
+    pub fn with_state_sink(
+        mut self,
+        json: &[u8],
+        sink: Box<dyn StateSink>,
+    ) -> Result<Card, String> {
+        self.state = PersistentState::from_json(json)?;
+        self.state_file = None;
+        self.sink = Some(sink);
+        Ok(self)
+    }
+
+    /// The card's YKOATH salt (sent in SELECT; the device id derives from it).
+    pub fn oath_salt(&self) -> [u8; SALT_LEN] {
+        self.state.salt
+    }
+
+    /// The persistent state as state-file JSON (for sealing a new card).
+    pub fn state_json(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        self.state.to_json()
     }
 
     /// Write the card's persistent state (credentials, access key, salt) to `path`.
@@ -361,6 +393,16 @@ impl Card {
 
     /// Save to the state file, if any. A failed write is reported as 6581 (memory failure).
     fn persist(&self) -> Result<(), StatusWord> {
+        if let Some(sink) = &self.sink {
+            let json = self
+                .state
+                .to_json()
+                .map_err(|_| StatusWord::MemoryFailure)?;
+            return sink.save(&json).map_err(|e| {
+                warn!("emulated card could not save its state: {e}");
+                StatusWord::MemoryFailure
+            });
+        }
         let Some(path) = &self.state_file else {
             return Ok(());
         };

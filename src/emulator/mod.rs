@@ -19,10 +19,10 @@ mod tests;
 mod trace_replay;
 
 pub use card::{
-    Card, CardConfig, DEFAULT_ATR, DEFAULT_CHUNK_SIZE, OVERSIZED_RESPONSE_LEN, Outcome,
+    Card, CardConfig, DEFAULT_ATR, DEFAULT_CHUNK_SIZE, OVERSIZED_RESPONSE_LEN, Outcome, StateSink,
 };
 pub use faults::{FaultHandle, Faults, TouchPolicy};
 pub use profile::Profile;
-pub use state::StateError;
+pub use state::{StateError, WriteStep, write_private_atomically, write_private_atomically_with};
 pub use stats::{CardStats, CommandKind};
 pub use transport::{CardHandle, EmulatorTransport};

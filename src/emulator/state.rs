@@ -118,15 +118,25 @@ impl PersistentState {
 
     /// Write the state to `path` atomically (temp file in the same directory + rename).
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let file = StateFile::from_state(self);
-        let json =
-            Zeroizing::new(
-                serde_json::to_vec_pretty(&file).map_err(|e| StateError::Invalid {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?,
-            );
+        let json = self.to_json().map_err(|reason| StateError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })?;
         write_private_atomically(path, &json)
+    }
+
+    /// The state file's JSON (what [`PersistentState::save`] writes), for sealing.
+    pub fn to_json(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+        let file = StateFile::from_state(self);
+        serde_json::to_vec_pretty(&file)
+            .map(Zeroizing::new)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Parse and validate state JSON (a state file's contents, or an opened sealed file).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let file: StateFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        file.to_state()
     }
 
     /// Read and validate a state file written by [`PersistentState::save`].
@@ -156,8 +166,7 @@ impl PersistentState {
             path: path.to_path_buf(),
             reason,
         };
-        let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-        file.to_state().map_err(invalid)
+        Self::from_json(&bytes).map_err(invalid)
     }
 }
 
@@ -288,8 +297,28 @@ impl StateFile {
     }
 }
 
-/// Write `bytes` to a fresh 0600 temp file beside `path`, fsync it, then rename over `path`.
-fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// A point inside [`write_private_atomically_with`], for crash-injection tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStep {
+    /// The temp file is written and fsynced; `path` still holds the old contents.
+    TempWritten,
+    /// The rename happened; the directory is not fsynced yet.
+    Renamed,
+}
+
+/// Write `bytes` to a fresh 0600 temp file beside `path`, fsync it, rename it over `path`,
+/// then fsync the directory: at every moment `path` holds the old or the new contents.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_private_atomically_with(path, bytes, &mut |_| Ok(()))
+}
+
+/// [`write_private_atomically`], calling `hook` at each [`WriteStep`]; an error from the
+/// hook stops the write there (the temp file is removed).
+pub fn write_private_atomically_with(
+    path: &Path,
+    bytes: &[u8],
+    hook: &mut dyn FnMut(WriteStep) -> std::io::Result<()>,
+) -> Result<(), StateError> {
     // Distinguishes temp files of several cards in one process.
     static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
     let io_error = |source| StateError::Io {
@@ -318,11 +347,17 @@ fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError>
             file.write_all(bytes)?;
             file.sync_all()
         })
+        .and_then(|()| hook(WriteStep::TempWritten))
         .and_then(|()| fs::rename(&temp, path));
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    result.map_err(io_error)
+    result.map_err(io_error)?;
+    hook(WriteStep::Renamed).map_err(io_error)?;
+    // The rename itself is durable only once the directory is.
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error)
 }
 
 #[cfg(test)]
