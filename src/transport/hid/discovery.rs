@@ -1,0 +1,1 @@
+//! Finding HID keys: hidraw nodes (hidapi enumeration) and emulator bridge sockets.
