@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn status_word_moves_to_the_end_and_back() {
-        assert_eq!(reorder(&[0x90, 0x00, 1, 2, 3]), Some(vec![1, 2, 3, 0x90, 0x00]));
+        assert_eq!(
+            reorder(&[0x90, 0x00, 1, 2, 3]),
+            Some(vec![1, 2, 3, 0x90, 0x00])
+        );
         assert_eq!(reorder(&[0x6A, 0x82]), Some(vec![0x6A, 0x82]));
         assert_eq!(reorder(&[0x90]), None);
         assert_eq!(sw_first(&[1, 2, 3, 0x90, 0x00]), vec![0x90, 0x00, 1, 2, 3]);

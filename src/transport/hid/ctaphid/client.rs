@@ -148,7 +148,11 @@ impl<C: HidConnection> CtapHidClient<C> {
             if init.cid == BROADCAST_CID || init.cid == 0 {
                 return Err(CtapHidError::BadInit);
             }
-            debug!(device = connection.name(), cid = init.cid, "CTAPHID channel allocated");
+            debug!(
+                device = connection.name(),
+                cid = init.cid,
+                "CTAPHID channel allocated"
+            );
             return Ok(Self {
                 connection,
                 cid: init.cid,

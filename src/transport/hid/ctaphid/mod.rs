@@ -115,7 +115,8 @@ pub fn fragment(cid: u32, command: u8, payload: &[u8]) -> Result<Vec<Report>, Fr
     if payload.len() > MAX_MESSAGE {
         return Err(FrameError::Oversize(payload.len()));
     }
-    let mut reports = Vec::with_capacity(1 + payload.len().saturating_sub(INIT_DATA) / CONT_DATA + 1);
+    let mut reports =
+        Vec::with_capacity(1 + payload.len().saturating_sub(INIT_DATA) / CONT_DATA + 1);
     let mut first = [0u8; REPORT_SIZE];
     first[..4].copy_from_slice(&cid.to_be_bytes());
     first[4] = 0x80 | command;

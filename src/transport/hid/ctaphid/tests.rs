@@ -35,7 +35,10 @@ fn a_long_message_uses_numbered_continuations() {
     };
     assert_eq!(reassembler.push(&parse(&reports[1])).unwrap(), None);
     assert_eq!(reassembler.push(&parse(&reports[2])).unwrap(), None);
-    assert_eq!(reassembler.push(&parse(&reports[3])).unwrap(), Some(payload));
+    assert_eq!(
+        reassembler.push(&parse(&reports[3])).unwrap(),
+        Some(payload)
+    );
 }
 
 #[test]
