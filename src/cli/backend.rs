@@ -122,6 +122,9 @@ impl Backend for DirectBackend {
     }
 
     fn list(&mut self, key: usize) -> CliResult<Vec<Credential>> {
+        if self.keys.keys[key].access.otp {
+            return super::hid_keys::list(&self.keys.keys[key]);
+        }
         let now = crate::clock::unix_now();
         self.keys.with_session(&self.keys.keys[key], |session| {
             Ok(session.list_detailed(now)?)
@@ -131,6 +134,9 @@ impl Backend for DirectBackend {
     fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
         if let Some(entries) = self.keys.take_prefetched(key, timestamp) {
             return Ok(entries);
+        }
+        if self.keys.keys[key].access.otp {
+            return super::hid_keys::codes(&self.keys.keys[key], timestamp);
         }
         self.keys.with_session(&self.keys.keys[key], |session| {
             Ok(session.calculate_all(timestamp)?)
@@ -143,6 +149,9 @@ impl Backend for DirectBackend {
         credential: &Credential,
         at: &[u64],
     ) -> CliResult<Vec<Code>> {
+        if self.keys.keys[key].access.otp {
+            return super::hid_keys::calculate(&self.keys.keys[key], credential, at);
+        }
         self.keys.with_session(&self.keys.keys[key], |session| {
             at.iter()
                 .map(|t| Ok(session.calculate_code(credential, *t)?))

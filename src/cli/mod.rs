@@ -7,6 +7,7 @@ pub mod backend;
 pub mod doctor;
 pub mod emulate;
 pub mod error;
+pub mod hid_keys;
 pub mod input;
 pub mod keys;
 pub mod output;
@@ -58,6 +59,10 @@ pub struct GlobalArgs {
     /// Talk to the keys directly, even when the daemon is on the session bus
     #[arg(long, global = true)]
     pub direct: bool,
+    /// Also use the HID device behind this bridge socket (`oathbridge emulate --hid`;
+    /// repeatable; more in OATHBRIDGE_HID_SOCKETS, colon-separated)
+    #[arg(long = "hid-socket", global = true, value_name = "PATH")]
+    pub hid_sockets: Vec<std::path::PathBuf>,
 }
 
 impl GlobalArgs {
@@ -65,6 +70,7 @@ impl GlobalArgs {
         KeyFilter {
             reader: self.reader.clone(),
             device: self.device.clone(),
+            hid_sockets: self.hid_sockets.clone(),
         }
     }
 }
