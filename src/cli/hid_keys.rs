@@ -215,7 +215,7 @@ fn slot_code(
     })
 }
 
-/// Open the OTP application of `key`, with a touch prompt on stderr.
+/// Open the OTP application of `key` (the commands print their own touch prompts).
 pub fn open(
     key: &Key,
 ) -> CliResult<crate::transport::hid::otp::OtpClient<Box<dyn crate::transport::hid::HidConnection>>>
@@ -225,7 +225,5 @@ pub fn open(
         .hid
         .as_ref()
         .ok_or_else(|| CliError::NoKey(format!("key {} has no HID interface", key.id)))?;
-    let mut client = path.open_otp().map_err(otp_error)?;
-    client.on_touch(|| eprintln!("Touch your YubiKey..."));
-    Ok(client)
+    path.open_otp().map_err(otp_error)
 }

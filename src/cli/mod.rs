@@ -10,6 +10,7 @@ pub mod error;
 pub mod hid_keys;
 pub mod input;
 pub mod keys;
+pub mod otp_slot;
 pub mod output;
 pub mod via_daemon;
 pub mod watch;
