@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod hid_watch;
 pub mod hotplug;
 pub mod manager;
 pub mod worker;

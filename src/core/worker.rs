@@ -22,6 +22,7 @@ use crate::oath::{
     Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport, Version,
 };
 use crate::otp::OathType;
+use crate::transport::hid::discovery::HidPath;
 use crate::transport::pcsc::{Insertion, Pcsc, PcscError};
 
 /// How to reach a key.
@@ -34,13 +35,18 @@ pub enum Link {
         card: Arc<Mutex<Card>>,
         label: String,
     },
+    /// The Nitrokey 3 Secrets App over CTAPHID (hidraw or an emulator bridge socket).
+    Hid {
+        path: HidPath,
+        label: String,
+    },
 }
 
 impl Link {
     pub fn reader(&self) -> &str {
         match self {
             Self::Pcsc { reader } => reader,
-            Self::Virtual { label, .. } => label,
+            Self::Virtual { label, .. } | Self::Hid { label, .. } => label,
         }
     }
 }
@@ -100,6 +106,7 @@ impl DeviceHandle {
         let mut worker = Worker {
             status: status.clone(),
             link,
+            fallback: None,
             pcsc: None,
             info,
             access_key: None,
@@ -143,6 +150,13 @@ impl DeviceHandle {
         self.cache.lock().get(timestamp).map(|e| e.to_vec())
     }
 
+    /// Queue `job` on the worker without waiting for it.
+    pub fn post(&self, job: impl FnOnce(&mut Worker) + Send + 'static) -> Result<(), CoreError> {
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| CoreError::DeviceRemoved)
+    }
+
     /// Run `job` on the worker and wait for its answer.
     pub async fn run<R: Send + 'static>(
         &self,
@@ -164,6 +178,9 @@ impl DeviceHandle {
 pub struct Worker {
     status: Arc<LockStatus>,
     link: Link,
+    /// The same key's HID side, used while its CCID reader is held exclusively by another
+    /// program or pcscd is gone.
+    fallback: Option<Link>,
     pcsc: Option<Pcsc>,
     info: DeviceInfo,
     /// The derived password key, kept in memory while the key stays plugged in.
@@ -185,7 +202,7 @@ pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreErro
             id: session.device_id(),
             name: match link {
                 Link::Virtual { .. } => "Virtual key".to_owned(),
-                Link::Pcsc { .. } => session.quirks().kind.name().to_owned(),
+                Link::Pcsc { .. } | Link::Hid { .. } => session.quirks().kind.name().to_owned(),
             },
             is_virtual: matches!(link, Link::Virtual { .. }),
             reader: link.reader().to_owned(),
@@ -195,7 +212,7 @@ pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreErro
             quirks: session.quirks().clone(),
         }
     };
-    with_transport(link, pcsc, &mut |transport, reader| {
+    with_transport(link, None, pcsc, &mut |transport, reader| {
         let session = Session::open(transport, reader)?;
         Ok(describe(&session, link))
     })
@@ -205,19 +222,38 @@ pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreErro
 type TransportAction<'a, R> =
     &'a mut dyn FnMut(&mut dyn Transport, Option<&str>) -> Result<R, CoreError>;
 
-/// Open the right transport for `link` (one PC/SC transaction) and hand it to `action`.
+/// Open the right transport for `link` (one PC/SC transaction) and hand it to `action`;
+/// `fallback` (the key's HID side) when the reader is held exclusively or pcscd is gone.
 fn with_transport<R>(
     link: &Link,
+    fallback: Option<&Link>,
     pcsc: Option<&Pcsc>,
     action: TransportAction<'_, R>,
 ) -> Result<R, CoreError> {
     match link {
         Link::Pcsc { reader } => {
-            let pcsc = pcsc.ok_or(CoreError::DeviceRemoved)?;
+            let Some(pcsc) = pcsc else {
+                return match fallback {
+                    Some(hid) => with_transport(hid, None, None, action),
+                    None => Err(CoreError::DeviceRemoved),
+                };
+            };
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let mut card = pcsc.connect(reader)?;
+                let mut card = match pcsc.connect(reader) {
+                    Ok(card) => card,
+                    Err(PcscError::SharingViolation(_) | PcscError::NoService)
+                        if fallback.is_some() =>
+                    {
+                        debug!(reader, "reader unavailable; using the key's HID side");
+                        return match fallback {
+                            Some(hid) => with_transport(hid, None, None, action),
+                            None => Err(CoreError::DeviceRemoved),
+                        };
+                    }
+                    Err(error) => return Err(error.into()),
+                };
                 match card.transaction() {
                     Ok(mut transaction) => return action(&mut transaction, Some(reader)),
                     // Left unpowered by another program: a fresh connection powers it up.
@@ -230,6 +266,12 @@ fn with_transport<R>(
             let mut transport = EmulatorTransport::from_shared(card.clone());
             action(&mut transport, None)
         }
+        Link::Hid { path, label } => {
+            let mut transport = path
+                .open_secrets()
+                .map_err(crate::oath::OathError::Transport)?;
+            action(&mut transport, Some(label))
+        }
     }
 }
 
@@ -240,6 +282,49 @@ impl Worker {
 
     pub fn is_unlocked(&self) -> bool {
         !self.info.has_password || self.access_key.is_some()
+    }
+
+    /// Connect to pcscd for a PC/SC link (not an error while the HID side can serve).
+    fn establish_pcsc(&mut self) -> Result<(), CoreError> {
+        if !matches!(self.link, Link::Pcsc { .. }) || self.pcsc.is_some() {
+            return Ok(());
+        }
+        match Pcsc::establish() {
+            Ok(pcsc) => self.pcsc = Some(pcsc),
+            Err(error) if self.fallback.is_none() => return Err(error.into()),
+            Err(error) => debug!(%error, "no pcscd; the key's HID side serves"),
+        }
+        Ok(())
+    }
+
+    /// The key was also found on `link` (CCID and HID of one key): CCID becomes the way
+    /// in, HID the fallback.
+    pub fn attach(&mut self, link: Link) {
+        match link {
+            Link::Hid { .. } if matches!(self.link, Link::Pcsc { .. }) => {
+                self.fallback = Some(link);
+            }
+            Link::Pcsc { .. } if matches!(self.link, Link::Hid { .. }) => {
+                self.fallback = Some(std::mem::replace(&mut self.link, link));
+                self.pcsc = None;
+            }
+            _ => {}
+        }
+        self.info.reader = self.link.reader().to_owned();
+    }
+
+    /// One side of a two-transport key went away; the other serves from now on.
+    pub fn detach(&mut self, hid: bool) {
+        let Some(fallback) = self.fallback.take() else {
+            return;
+        };
+        if !hid {
+            // The CCID side left: HID becomes the way in.
+            self.link = fallback;
+            self.pcsc = None;
+            self.lock();
+        }
+        self.info.reader = self.link.reader().to_owned();
     }
 
     /// Make the lock state visible to readers that must not wait for the queue.
@@ -291,27 +376,30 @@ impl Worker {
         &mut self,
         action: impl FnOnce(&mut Session<&mut dyn Transport>) -> Result<R, CoreError>,
     ) -> Result<R, CoreError> {
-        if matches!(self.link, Link::Pcsc { .. }) && self.pcsc.is_none() {
-            self.pcsc = Some(Pcsc::establish()?);
-        }
+        self.establish_pcsc()?;
         self.check_insertion();
         let access_key = self.access_key.clone();
         let mut action = Some(action);
         let mut info = None;
-        let result = with_transport(&self.link, self.pcsc.as_ref(), &mut |transport, reader| {
-            let mut session = Session::open(transport, reader)?;
-            info = Some((session.has_password(), session.device_id()));
-            if session.is_locked() {
-                match &access_key {
-                    Some(key) => session.validate(key.as_ref())?,
-                    None => return Err(CoreError::Locked),
+        let result = with_transport(
+            &self.link,
+            self.fallback.as_ref(),
+            self.pcsc.as_ref(),
+            &mut |transport, reader| {
+                let mut session = Session::open(transport, reader)?;
+                info = Some((session.has_password(), session.device_id()));
+                if session.is_locked() {
+                    match &access_key {
+                        Some(key) => session.validate(key.as_ref())?,
+                        None => return Err(CoreError::Locked),
+                    }
                 }
-            }
-            match action.take() {
-                Some(action) => action(&mut session),
-                None => Err(CoreError::Card("operation ran twice".into())),
-            }
-        });
+                match action.take() {
+                    Some(action) => action(&mut session),
+                    None => Err(CoreError::Card("operation ran twice".into())),
+                }
+            },
+        );
         if let Some((has_password, id)) = info {
             if id != self.info.id {
                 // Another key sits in the reader now (or it was reset): treat as removed.
@@ -551,12 +639,11 @@ fn with_pcsc<R>(
     worker: &mut Worker,
     action: impl FnOnce(&mut Session<&mut dyn Transport>) -> Result<R, CoreError>,
 ) -> Result<R, CoreError> {
-    if matches!(worker.link, Link::Pcsc { .. }) && worker.pcsc.is_none() {
-        worker.pcsc = Some(Pcsc::establish()?);
-    }
+    worker.establish_pcsc()?;
     let mut action = Some(action);
     with_transport(
         &worker.link,
+        worker.fallback.as_ref(),
         worker.pcsc.as_ref(),
         &mut |transport, reader| {
             let mut session = Session::open(transport, reader)?;
