@@ -93,10 +93,20 @@ fn slot_2_with_the_rfc6238_seed_gives_the_rfc_codes() {
 
     let added = setup.run(&["add", "--slot", "2", "--from", "-"], B32_SHA1);
     assert_eq!(added.code, 0, "{}", added.stderr);
-    assert!(added.stderr.contains("Programmed slot 2"), "{}", added.stderr);
+    assert!(
+        added.stderr.contains("Programmed slot 2"),
+        "{}",
+        added.stderr
+    );
     assert_eq!(setup.ok(&["code", "--at", "59"], ""), "slot 2  287082\n");
-    assert_eq!(setup.ok(&["code", "--at", "1111111109"], ""), "slot 2  081804\n");
-    assert_eq!(setup.ok(&["code", "-s", "slot 2", "--at", "1234567890"], ""), "005924\n");
+    assert_eq!(
+        setup.ok(&["code", "--at", "1111111109"], ""),
+        "slot 2  081804\n"
+    );
+    assert_eq!(
+        setup.ok(&["code", "-s", "slot 2", "--at", "1234567890"], ""),
+        "005924\n"
+    );
     let json = setup.ok(&["--json", "code", "--at", "59"], "");
     assert!(json.contains("287082"), "{json}");
 
@@ -106,9 +116,18 @@ fn slot_2_with_the_rfc6238_seed_gives_the_rfc_codes() {
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
     // What a slot cannot hold is refused before anything is written.
     for (args, why) in [
-        (&["add", "--slot", "1", "--digits", "8", "--from", "-"][..], "digits"),
-        (&["add", "--slot", "1", "--algorithm", "sha256", "--from", "-"][..], "SHA1"),
-        (&["add", "--slot", "1", "--period", "60", "--from", "-"][..], "period"),
+        (
+            &["add", "--slot", "1", "--digits", "8", "--from", "-"][..],
+            "digits",
+        ),
+        (
+            &["add", "--slot", "1", "--algorithm", "sha256", "--from", "-"][..],
+            "SHA1",
+        ),
+        (
+            &["add", "--slot", "1", "--period", "60", "--from", "-"][..],
+            "period",
+        ),
     ] {
         let refused = setup.run(args, B32_SHA1);
         assert_eq!(refused.code, 8, "{args:?}: {}", refused.stderr);
@@ -125,7 +144,10 @@ fn slot_2_with_the_rfc6238_seed_gives_the_rfc_codes() {
     let list = setup.ok(&["list"], "");
     assert_eq!(list.lines().count(), 1, "nothing written to slot 1: {list}");
 
-    let forced = setup.run(&["add", "--slot", "2", "--force", "--from", "-"], "GEZDGNBVGY3TQOJQ");
+    let forced = setup.run(
+        &["add", "--slot", "2", "--force", "--from", "-"],
+        "GEZDGNBVGY3TQOJQ",
+    );
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert_ne!(setup.ok(&["code", "--at", "59"], ""), "slot 2  287082\n");
 }
@@ -138,11 +160,18 @@ fn a_touch_slot_prompts_and_times_out_without_a_touch() {
     assert!(list.contains("slot 1") && list.contains("touch"), "{list}");
     // Listing codes does not wait for a touch.
     let codes = setup.ok(&["code", "--at", "59"], "");
-    assert!(codes.contains("slot 1") && !codes.contains("287082"), "{codes}");
+    assert!(
+        codes.contains("slot 1") && !codes.contains("287082"),
+        "{codes}"
+    );
     let started = Instant::now();
     let run = setup.run(&["code", "-s", "slot 1", "--at", "59"], "");
     assert_eq!(run.code, 7, "{}", run.stderr);
-    assert!(run.stderr.to_lowercase().contains("touch"), "{}", run.stderr);
+    assert!(
+        run.stderr.to_lowercase().contains("touch"),
+        "{}",
+        run.stderr
+    );
     assert!(started.elapsed() >= Duration::from_millis(700));
 }
 
@@ -151,8 +180,17 @@ fn a_touch_slot_gives_its_code_after_the_touch() {
     let setup = Setup::start(&["--touch", "approve", "--touch-delay-ms", "300"]);
     setup.ok(&["add", "--slot", "1", "--touch", "--from", "-"], B32_SHA1);
     let run = setup.run(&["code", "-s", "slot 1", "--at", "59"], "");
-    assert_eq!((run.code, run.stdout.as_str()), (0, "287082\n"), "{}", run.stderr);
-    assert!(run.stderr.to_lowercase().contains("touch"), "{}", run.stderr);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "287082\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("touch"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

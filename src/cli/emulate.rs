@@ -63,7 +63,7 @@ pub enum ProfileArg {
     Yubikey,
     Nitrokey,
     Canokey,
-    /// A YubiKey whose HID side is the OTP application (two slots)
+    // A YubiKey whose HID side is the OTP application (two slots).
     YubikeyOtp,
 }
 

@@ -94,7 +94,7 @@ pub enum Command {
     Password(admin::PasswordArgs),
     /// Delete every account and the password from a key
     Reset(admin::ResetArgs),
-    /// Run a software OATH card attached to pcscd through vpcd
+    /// Run a software OATH card attached to pcscd through vpcd and/or as a HID device (--hid)
     Emulate(emulate::EmulateArgs),
     /// Serve codes on the D-Bus session bus (io.github.oathbridge.OathBridge1)
     Daemon(crate::daemon::DaemonArgs),

@@ -99,7 +99,7 @@ pub fn spawn(sockets: Vec<PathBuf>, events: UnboundedSender<HidEvent>) -> std::i
                     hidraw = now;
                 }
                 for socket in sockets_created {
-                    if let Some(key) = discovery::describe_bridge(&socket) {
+                    if let Some(key) = describe_new_socket(&socket) {
                         if events.send(HidEvent::Added(key)).is_err() {
                             return;
                         }
@@ -112,6 +112,22 @@ pub fn spawn(sockets: Vec<PathBuf>, events: UnboundedSender<HidEvent>) -> std::i
         })
         .map(|_| ())
 }
+
+/// A socket file appears at bind(), a moment before its server listens: ask it a few
+/// times (bounded, right after the event; not polling).
+fn describe_new_socket(socket: &Path) -> Option<HidKey> {
+    for _ in 0..NEW_SOCKET_ATTEMPTS {
+        if let Some(key) = discovery::describe_bridge(socket) {
+            return Some(key);
+        }
+        std::thread::sleep(NEW_SOCKET_PAUSE);
+    }
+    debug!(socket = %socket.display(), "new socket file, but no HID bridge answers");
+    None
+}
+
+const NEW_SOCKET_ATTEMPTS: u32 = 25;
+const NEW_SOCKET_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn hidraw_keys() -> BTreeMap<String, HidKey> {
     discovery::enumerate(&[])
