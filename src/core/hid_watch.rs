@@ -99,10 +99,10 @@ pub fn spawn(sockets: Vec<PathBuf>, events: UnboundedSender<HidEvent>) -> std::i
                     hidraw = now;
                 }
                 for socket in sockets_created {
-                    if let Some(key) = describe_new_socket(&socket) {
-                        if events.send(HidEvent::Added(key)).is_err() {
-                            return;
-                        }
+                    if let Some(key) = describe_new_socket(&socket)
+                        && events.send(HidEvent::Added(key)).is_err()
+                    {
+                        return;
                     }
                 }
                 if events.is_closed() {

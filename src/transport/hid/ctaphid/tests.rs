@@ -119,9 +119,11 @@ proptest! {
     }
 }
 
+type Respond = Box<dyn FnMut(&Report) -> Vec<Report> + Send>;
+
 /// A device that answers each written report through `respond`.
 struct Scripted {
-    respond: Box<dyn FnMut(&Report) -> Vec<Report> + Send>,
+    respond: Respond,
     pending: VecDeque<Report>,
     /// Keep sending this report on every read (a stuck device).
     repeat: Option<Report>,
