@@ -233,3 +233,117 @@ impl CtapHidSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::CardConfig;
+
+    fn session() -> CtapHidSession {
+        let card = Arc::new(Mutex::new(Card::new(CardConfig::nitrokey())));
+        CtapHidSession::new(CtapHidDevice::new(card))
+    }
+
+    fn init(session: &mut CtapHidSession) -> u32 {
+        let request = fragment(BROADCAST_CID, command::INIT, &[7; 8]).unwrap();
+        let answer = session.on_report(&request[0]);
+        let Packet::Init { data, .. } = parse(&answer[0]) else {
+            panic!("INIT answer expected");
+        };
+        let init = InitResponse::parse(data).unwrap();
+        assert_eq!(init.nonce, [7; 8]);
+        init.cid
+    }
+
+    fn error_code_of(reports: &[Report]) -> Option<u8> {
+        match parse(reports.first()?) {
+            Packet::Init {
+                command: command::ERROR,
+                data,
+                ..
+            } => Some(data[0]),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn bad_frames_get_ctaphid_errors() {
+        let mut s = session();
+        // A channel nobody allocated.
+        let ping = fragment(0x5555, command::PING, b"x").unwrap();
+        assert_eq!(
+            error_code_of(&s.on_report(&ping[0])),
+            Some(error_code::INVALID_CHANNEL)
+        );
+        let cid = init(&mut s);
+        // INIT with a nonce of the wrong size.
+        let short = fragment(BROADCAST_CID, command::INIT, &[1; 4]).unwrap();
+        assert_eq!(
+            error_code_of(&s.on_report(&short[0])),
+            Some(error_code::INVALID_LEN)
+        );
+        // An unknown command.
+        let cbor = fragment(cid, command::CBOR, &[4]).unwrap();
+        assert_eq!(
+            error_code_of(&s.on_report(&cbor[0])),
+            Some(error_code::INVALID_CMD)
+        );
+        // An announced length over the maximum.
+        let mut huge = fragment(cid, command::PING, &[]).unwrap()[0];
+        huge[5..7].copy_from_slice(&0xFFFFu16.to_be_bytes());
+        assert_eq!(
+            error_code_of(&s.on_report(&huge)),
+            Some(error_code::INVALID_LEN)
+        );
+        // Continuations out of order.
+        let long = fragment(cid, command::PING, &[9; 200]).unwrap();
+        assert!(s.on_report(&long[0]).is_empty());
+        assert_eq!(
+            error_code_of(&s.on_report(&long[2])),
+            Some(error_code::INVALID_SEQ)
+        );
+        // A stray continuation is ignored; a whole message then works.
+        assert!(s.on_report(&long[1]).is_empty());
+        let ping = fragment(cid, command::PING, b"hi").unwrap();
+        let answer = s.on_report(&ping[0]);
+        assert!(matches!(
+            parse(&answer[0]),
+            Packet::Init {
+                command: command::PING,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_second_request_while_one_runs_is_busy_and_cancel_drops_it() {
+        let mut s = session();
+        let cid = init(&mut s);
+        let card = s.device.card.clone();
+        // Keep the card busy: the request waits for its lock.
+        let guard = lock_card(&card);
+        let select = fragment(
+            cid,
+            command::VENDOR_SECRETS,
+            &[0, 0xA4, 4, 0, 7, 0xA0, 0, 0, 5, 0x27, 0x21, 1],
+        )
+        .unwrap();
+        assert!(s.on_report(&select[0]).is_empty() || s.in_flight.is_some());
+        let ping = fragment(cid, command::PING, b"x").unwrap();
+        assert_eq!(
+            error_code_of(&s.on_report(&ping[0])),
+            Some(error_code::CHANNEL_BUSY)
+        );
+        std::thread::sleep(KEEPALIVE_INTERVAL);
+        let keepalive = s.poll();
+        assert!(matches!(
+            parse(&keepalive[0]),
+            Packet::Init { command: command::KEEPALIVE, data, .. } if data[0] == STATUS_PROCESSING
+        ));
+        let cancel = fragment(cid, command::CANCEL, &[]).unwrap();
+        assert!(s.on_report(&cancel[0]).is_empty());
+        drop(guard);
+        assert!(s.in_flight.is_none());
+        assert!(s.poll().is_empty());
+    }
+}

@@ -133,8 +133,9 @@ impl BridgeConnection {
     }
 
     fn send(&mut self, kind: u8, payload: &[u8]) -> Result<(), HidError> {
+        let message = zeroize::Zeroizing::new(encode(kind, payload));
         self.stream
-            .write_all(&encode(kind, payload))
+            .write_all(&message)
             .map_err(|_| HidError::Disconnected)
     }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tracing::debug;
+use zeroize::Zeroizing;
 
 use super::{
     BROADCAST_CID, CAPABILITY_WINK, FrameError, InitResponse, Packet, Reassembler, command,
@@ -183,8 +184,10 @@ impl<C: HidConnection> CtapHidClient<C> {
         let start = Instant::now();
         let total = Duration::from_millis(self.timeouts.total_ms);
         loop {
-            for report in fragment(self.cid, cmd, payload)? {
-                self.connection.write_output(&report)?;
+            // The request may carry a seed (PUT): wipe its copies.
+            let reports = Zeroizing::new(fragment(self.cid, cmd, payload)?);
+            for report in reports.iter() {
+                self.connection.write_output(report)?;
             }
             match self.receive(cmd, start) {
                 Err(CtapHidError::Device {

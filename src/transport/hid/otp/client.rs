@@ -14,8 +14,6 @@ use crate::transport::hid::{FEATURE_SIZE, HidConnection, HidError};
 /// Pause between polls while the device works, and while it waits for a touch, ms.
 const POLL_PROCESSING_MS: u64 = 20;
 const POLL_TOUCH_MS: u64 = 100;
-/// Most data reports in one answer (the sequence field has 5 bits).
-const MAX_DATA_REPORTS: usize = 32;
 
 /// How long the client waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,9 +155,10 @@ impl<C: HidConnection> OtpClient<C> {
         let frame = build_frame(command, payload).ok_or(OtpError::Incomplete)?;
         let frame = Zeroizing::new(frame);
         let prog_seq = self.read_status()?.prog_seq;
-        for report in frame_reports(&frame) {
+        let reports = Zeroizing::new(frame_reports(&frame));
+        for report in reports.iter() {
             self.await_ready_to_write()?;
-            self.connection.set_feature(&report)?;
+            self.connection.set_feature(report)?;
         }
         Ok(prog_seq)
     }
@@ -189,11 +188,9 @@ impl<C: HidConnection> OtpClient<C> {
             let report = self.connection.get_feature()?;
             let status = report[REPORT_DATA_SIZE];
             if status & RESP_PENDING_FLAG != 0 {
+                // The 5-bit sequence bounds an answer to 32 reports: the next one with
+                // sequence 0 ends it.
                 if status & SEQUENCE_MASK == seq {
-                    if usize::from(seq) >= MAX_DATA_REPORTS {
-                        self.reset_state();
-                        return Err(OtpError::Incomplete);
-                    }
                     data.extend_from_slice(&report[..REPORT_DATA_SIZE]);
                     seq += 1;
                     last_progress = Instant::now();

@@ -116,3 +116,170 @@ proptest! {
         prop_assert_eq!(strip_challenge(&challenge), &message[..]);
     }
 }
+
+mod client_against_bad_devices {
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+
+    use super::super::{OtpClient, OtpError, OtpTimeouts, RESP_PENDING_FLAG, with_crc};
+    use crate::transport::hid::{FeatureReport, HidConnection, HidError, Report};
+
+    type Answer = Box<dyn FnMut(usize) -> FeatureReport + Send>;
+
+    /// A device that shows an idle status until a frame was written, then returns
+    /// `answer(n)` for the n-th read after it; writes are accepted.
+    struct Scripted {
+        reads: Option<usize>,
+        answer: Answer,
+    }
+
+    impl HidConnection for Scripted {
+        fn write_output(&mut self, _: &Report) -> Result<(), HidError> {
+            Err(HidError::Disconnected)
+        }
+        fn read_input(&mut self, _: u32) -> Result<Option<Report>, HidError> {
+            Err(HidError::Disconnected)
+        }
+        fn set_feature(&mut self, report: &FeatureReport) -> Result<(), HidError> {
+            if report[7] & 0x80 != 0 && report[7] & 0x1F == 9 {
+                self.reads = Some(0);
+            }
+            Ok(())
+        }
+        fn get_feature(&mut self) -> Result<FeatureReport, HidError> {
+            match self.reads.as_mut() {
+                None => Ok(IDLE),
+                Some(n) => {
+                    *n += 1;
+                    Ok((self.answer)(*n))
+                }
+            }
+        }
+        fn name(&self) -> &str {
+            "scripted"
+        }
+    }
+
+    fn client(answer: impl FnMut(usize) -> FeatureReport + Send + 'static) -> OtpClient<Scripted> {
+        OtpClient::new(
+            Scripted {
+                reads: None,
+                answer: Box::new(answer),
+            },
+            OtpTimeouts {
+                busy_ms: 150,
+                total_ms: 400,
+            },
+        )
+    }
+
+    const IDLE: FeatureReport = [0, 5, 7, 2, 1, 2, 0, 0];
+
+    fn bounded(started: Instant) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_bad_crc_is_refused() {
+        let mut framed = with_crc(&[0x11; 20]);
+        framed[3] ^= 0xFF;
+        framed.resize(28, 0);
+        let mut c = client(move |n| {
+            let seq = (n - 1) % 4;
+            let mut report = [0u8; 8];
+            report[..7].copy_from_slice(&framed[seq * 7..seq * 7 + 7]);
+            report[7] = RESP_PENDING_FLAG | seq as u8;
+            report
+        });
+        assert_eq!(
+            c.calculate_hmac(2, &[0; 8]).map(|_| ()),
+            Err(OtpError::BadCrc)
+        );
+    }
+
+    #[test]
+    fn silence_endless_touch_and_endless_data_end_in_bounded_time() {
+        let started = Instant::now();
+        // Always "busy" (a status byte that is neither data nor touch).
+        let mut c = client(|_| [0, 0, 0, 0, 0, 0, 0, 0x01]);
+        assert_eq!(
+            c.calculate_hmac(1, &[1]).map(|_| ()),
+            Err(OtpError::Timeout)
+        );
+        bounded(started);
+
+        let started = Instant::now();
+        let mut c = client(|_| [0, 5, 7, 2, 1, 2, 0, 0x20]);
+        assert_eq!(
+            c.calculate_hmac(1, &[1]).map(|_| ()),
+            Err(OtpError::TouchTimeout)
+        );
+        bounded(started);
+
+        let started = Instant::now();
+        // Data reports forever: the sequence wraps after 32, which ends the answer.
+        let mut c = client(|n| {
+            [
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                RESP_PENDING_FLAG | ((n - 1) % 32) as u8,
+            ]
+        });
+        assert_eq!(c.calculate_hmac(1, &[1]).map(|_| ()), Err(OtpError::BadCrc));
+        bounded(started);
+
+        let started = Instant::now();
+        // SLOT_WRITE never clears.
+        let mut c = OtpClient::new(
+            Scripted {
+                reads: Some(0),
+                answer: Box::new(|_| [0, 5, 7, 2, 1, 0, 0, 0x80]),
+            },
+            OtpTimeouts {
+                busy_ms: 150,
+                total_ms: 400,
+            },
+        );
+        assert_eq!(
+            c.calculate_hmac(1, &[1]).map(|_| ()),
+            Err(OtpError::Timeout)
+        );
+        bounded(started);
+    }
+
+    #[test]
+    fn an_unchanged_programming_sequence_is_a_rejection() {
+        let mut c = client(|_| IDLE);
+        assert_eq!(
+            c.write_config(1, &[0; 58]).map(|_| ()),
+            Err(OtpError::Rejected)
+        );
+        assert_eq!(
+            c.calculate_hmac(3, &[1]).map(|_| ()),
+            Err(OtpError::BadSlot)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8))]
+        #[test]
+        fn any_device_answers_end_without_panic(reports in proptest::collection::vec(proptest::array::uniform8(any::<u8>()), 1..64)) {
+            let started = Instant::now();
+            let mut c = client(move |n| reports[(n - 1) % reports.len()]);
+            c.on_touch(|| {});
+            let _ = c.calculate_hmac(2, &[1, 2, 3]);
+            let _ = c.serial();
+            prop_assert!(started.elapsed() < Duration::from_secs(3));
+        }
+    }
+}
