@@ -1,6 +1,7 @@
 //! The daemon with HID keys: a Nitrokey 3 present on CCID and HID is one device (served
 //! over HID while another program holds its CCID side); a HID-only key on a machine
-//! without pcscd comes and goes with the same signals as a CCID key.
+//! without pcscd comes and goes with the same signals as a CCID key; a YubiKey OTP
+//! application's slots are accounts of a device.
 
 mod common;
 mod daemon_common;
@@ -153,4 +154,66 @@ fn a_hid_key_without_pcscd_comes_and_goes_with_the_usual_signals() {
 fn kill_now(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn yubikey_otp_slots_are_accounts_of_a_hid_device() {
+    let mut bed = TestBed::start();
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let socket = bed.dir().join("otp.sock");
+    let socket_arg = socket.display().to_string();
+    let emulator_log = std::fs::File::create(bed.dir().join("otp.log")).expect("log");
+    let mut emulator: Child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
+        .args([
+            "emulate",
+            "--profile",
+            "yubikey-otp",
+            "--serial",
+            "777",
+            "--hid",
+        ])
+        .arg(format!("unix:{socket_arg}"))
+        .stdin(Stdio::null())
+        .stdout(emulator_log.try_clone().expect("dup"))
+        .stderr(emulator_log)
+        .spawn()
+        .expect("start the emulator");
+    wait_socket(&socket);
+    // Program slot 2 with the RFC 6238 seed (the CLI, talking to the key directly).
+    let mut add = bed.command(&[
+        "--direct",
+        "--hid-socket",
+        &socket_arg,
+        "add",
+        "--slot",
+        "2",
+        "--from",
+        "-",
+    ]);
+    add.env_remove(oathbridge::transport::hid::discovery::SOCKETS_ENV);
+    let added = common::cli::run_command(add, B32_SHA1);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &["--hid-socket", &socket_arg], 1);
+    let device = bus.devices()[0].clone();
+    assert!(
+        bus.str_property(&device, DEVICE, "Reader")
+            .contains("otp.sock")
+    );
+    assert_eq!(
+        codes_at(&bus, 59),
+        vec![("slot 2".to_string(), "287082".to_string())]
+    );
+    let refused = bus
+        .add_account(
+            &[
+                ("name", Value::from("x")),
+                ("secret", Value::from(SEED_SHA1.to_vec())),
+            ],
+            &[("device", path_value(&device))],
+        )
+        .expect_err("an OTP application takes no OATH accounts");
+    assert_eq!(refused.short(), "NotSupported", "{refused:?}");
+    stop_child(&mut emulator, Duration::from_secs(2));
 }

@@ -9,16 +9,12 @@ use tracing::{debug, warn};
 
 use super::error::{CliError, CliResult};
 use super::keys::{Key, KeyAccess, KeyFilter};
-use crate::oath::code::totp_window;
-use crate::oath::{Code, CodeEntry, Credential, CredentialId, OathError, Session, Version};
-use crate::otp::OathType;
+use crate::oath::{Code, CodeEntry, Credential, OathError, Session, Version};
 use crate::transport::hid::discovery::{self, HidKey, HidKind};
-use crate::transport::hid::otp::{OtpError, Status, totp_from_hmac};
+use crate::transport::hid::otp::OtpError;
+use crate::transport::hid::otp::accounts::{self, slot_accounts};
 
-/// TOTP period of a slot account, seconds (the slot cannot store one).
-pub const SLOT_PERIOD: u32 = 30;
-/// Digits of a slot account's code.
-pub const SLOT_DIGITS: u8 = 6;
+pub use crate::transport::hid::otp::accounts::{SLOT_DIGITS, SLOT_PERIOD};
 
 /// Add the HID keys that pass `filter` to `keys` (merging a Secrets App already found over
 /// CCID), prefetching codes at `codes_at` for new unlocked ones. Failures are logged.
@@ -129,90 +125,23 @@ pub fn otp_error(error: impl Into<OtpError>) -> CliError {
     }
 }
 
-/// The account a configured slot is shown as.
-pub fn slot_credential(slot: u8, touch: bool) -> Credential {
-    let id = CredentialId::new(None, &format!("slot {slot}"), OathType::Totp, SLOT_PERIOD);
-    Credential {
-        raw_id: id.to_bytes(),
-        id,
-        oath_type: OathType::Totp,
-        algorithm: Some(crate::otp::HashAlgorithm::Sha1),
-        digits: Some(SLOT_DIGITS),
-        touch: Some(touch),
-    }
-}
-
-/// The slot number behind a slot account.
-pub fn slot_of(credential: &Credential) -> Option<u8> {
-    match credential.id.name.as_str() {
-        "slot 1" => Some(1),
-        "slot 2" => Some(2),
-        _ => None,
-    }
-}
-
-/// Configured slots as accounts.
-pub fn slot_accounts(status: &Status) -> Vec<Credential> {
-    (1..=2)
-        .filter(|&slot| status.is_configured(slot))
-        .map(|slot| slot_credential(slot, status.is_touch_triggered(slot)))
-        .collect()
-}
-
 /// The accounts of an OTP key.
 pub fn list(key: &Key) -> CliResult<Vec<Credential>> {
     let status = open(key)?.read_status().map_err(otp_error)?;
     Ok(slot_accounts(&status))
 }
 
-/// Codes of every slot that needs no touch; touch slots without a code. A configured slot
-/// that refuses a challenge (not challenge-response) is left out.
+/// Codes of every slot that needs no touch; touch slots without a code.
 pub fn codes(key: &Key, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
-    let mut client = open(key)?;
-    let status = client.read_status().map_err(otp_error)?;
-    let mut entries = Vec::new();
-    for credential in slot_accounts(&status) {
-        let code = if credential.touch == Some(true) {
-            None
-        } else {
-            match slot_code(&mut client, &credential, timestamp) {
-                Ok(code) => Some(code),
-                Err(OtpError::Rejected) => {
-                    debug!(slot = credential.id.name, "not a challenge-response slot");
-                    continue;
-                }
-                Err(error) => return Err(otp_error(error)),
-            }
-        };
-        entries.push(CodeEntry { credential, code });
-    }
-    Ok(entries)
+    accounts::codes(&mut open(key)?, timestamp).map_err(otp_error)
 }
 
 /// One slot's codes at each time (waits for the touch a touch slot needs).
 pub fn calculate(key: &Key, credential: &Credential, at: &[u64]) -> CliResult<Vec<Code>> {
     let mut client = open(key)?;
     at.iter()
-        .map(|&t| slot_code(&mut client, credential, t).map_err(otp_error))
+        .map(|&t| accounts::slot_code(&mut client, credential, t).map_err(otp_error))
         .collect()
-}
-
-fn slot_code(
-    client: &mut crate::transport::hid::otp::OtpClient<
-        Box<dyn crate::transport::hid::HidConnection>,
-    >,
-    credential: &Credential,
-    timestamp: u64,
-) -> Result<Code, OtpError> {
-    let slot = slot_of(credential).ok_or(OtpError::BadSlot)?;
-    let step = timestamp / u64::from(SLOT_PERIOD);
-    let hmac = client.calculate_hmac(slot, &step.to_be_bytes())?;
-    let (valid_from, valid_to) = totp_window(timestamp, SLOT_PERIOD);
-    Ok(Code {
-        value: totp_from_hmac(&hmac, u32::from(SLOT_DIGITS)),
-        valid_from,
-        valid_to,
-    })
 }
 
 /// Open the OTP application of `key` (the commands print their own touch prompts).

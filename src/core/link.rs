@@ -27,26 +27,39 @@ pub enum Link {
         path: HidPath,
         label: String,
     },
+    /// A YubiKey OTP application: its challenge-response slots as TOTP accounts
+    /// ([`crate::transport::hid::otp::accounts`]); no YKOATH session.
+    Otp {
+        path: HidPath,
+        label: String,
+    },
 }
 
 impl Link {
     pub fn reader(&self) -> &str {
         match self {
             Self::Pcsc { reader } => reader,
-            Self::Virtual { label, .. } | Self::Hid { label, .. } => label,
+            Self::Virtual { label, .. } | Self::Hid { label, .. } | Self::Otp { label, .. } => {
+                label
+            }
         }
     }
 }
 
 /// Identify the key behind `link`: one SELECT.
 pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreError> {
+    if let Link::Otp { path, label } = link {
+        return otp::identify(path, label);
+    }
     let describe = |session: &Session<&mut dyn Transport>, link: &Link| {
         let info = session.info();
         DeviceInfo {
             id: session.device_id(),
             name: match link {
                 Link::Virtual { .. } => "Virtual key".to_owned(),
-                Link::Pcsc { .. } | Link::Hid { .. } => session.quirks().kind.name().to_owned(),
+                Link::Pcsc { .. } | Link::Hid { .. } | Link::Otp { .. } => {
+                    session.quirks().kind.name().to_owned()
+                }
             },
             is_virtual: matches!(link, Link::Virtual { .. }),
             reader: link.reader().to_owned(),
@@ -110,11 +123,87 @@ pub(super) fn with_transport<R>(
             let mut transport = EmulatorTransport::from_shared(card.clone());
             action(&mut transport, None)
         }
+        Link::Otp { .. } => Err(CoreError::NotSupported(
+            "a YubiKey OTP application has slots 1 and 2, not OATH accounts; program a slot \
+             with `oathbridge add --slot`"
+                .into(),
+        )),
         Link::Hid { path, label } => {
             let mut transport = path
                 .open_secrets()
                 .map_err(crate::oath::OathError::Transport)?;
             action(&mut transport, Some(label))
         }
+    }
+}
+
+/// The YubiKey OTP application as the core sees a key.
+pub(super) mod otp {
+    use super::{CoreError, DeviceInfo};
+    use crate::oath::{Code, CodeEntry, Credential, DeviceKind, Quirks, Version};
+    use crate::transport::hid::HidError;
+    use crate::transport::hid::discovery::HidPath;
+    use crate::transport::hid::otp::{OtpError, accounts};
+
+    fn error(error: OtpError) -> CoreError {
+        match error {
+            OtpError::Hid(HidError::Disconnected) => CoreError::DeviceRemoved,
+            OtpError::TouchTimeout => CoreError::TouchTimeout,
+            other => CoreError::Card(format!("YubiKey OTP: {other}")),
+        }
+    }
+
+    fn open(
+        path: &HidPath,
+    ) -> Result<
+        crate::transport::hid::otp::OtpClient<Box<dyn crate::transport::hid::HidConnection>>,
+        CoreError,
+    > {
+        path.open_otp().map_err(|e| error(e.into()))
+    }
+
+    /// Status and serial: id `yubikey-otp-SERIAL`, two slots of capacity.
+    pub fn identify(path: &HidPath, label: &str) -> Result<DeviceInfo, CoreError> {
+        let mut client = open(path)?;
+        let status = client.read_status().map_err(error)?;
+        let serial = client.serial().ok();
+        let [major, minor, patch] = status.version;
+        let firmware = Version(major, minor, patch);
+        let quirks = Quirks {
+            capacity: Some(2),
+            password: false,
+            rename: false,
+            ..Quirks::for_device(DeviceKind::YubiKey, firmware)
+        };
+        Ok(DeviceInfo {
+            id: match serial {
+                Some(serial) => format!("yubikey-otp-{serial}"),
+                None => format!("yubikey-otp-{}", path.display()),
+            },
+            name: "YubiKey OTP".to_owned(),
+            is_virtual: false,
+            reader: label.to_owned(),
+            firmware,
+            serial,
+            has_password: false,
+            quirks,
+        })
+    }
+
+    pub fn accounts(path: &HidPath) -> Result<Vec<Credential>, CoreError> {
+        let status = open(path)?.read_status().map_err(error)?;
+        Ok(accounts::slot_accounts(&status))
+    }
+
+    pub fn codes(path: &HidPath, timestamp: u64) -> Result<Vec<CodeEntry>, CoreError> {
+        accounts::codes(&mut open(path)?, timestamp).map_err(error)
+    }
+
+    pub fn calculate(
+        path: &HidPath,
+        credential: &Credential,
+        timestamp: u64,
+    ) -> Result<Code, CoreError> {
+        accounts::slot_code(&mut open(path)?, credential, timestamp).map_err(error)
     }
 }

@@ -111,7 +111,7 @@ impl DeviceManager {
         let id = info.id.clone();
         let (ccid, hid) = match &link {
             Link::Pcsc { reader } => (Some(reader.clone()), None),
-            Link::Hid { label, .. } => (None, Some(label.clone())),
+            Link::Hid { label, .. } | Link::Otp { label, .. } => (None, Some(label.clone())),
             Link::Virtual { .. } => (None, None),
         };
         {
@@ -277,8 +277,8 @@ impl DeviceManager {
         Ok(())
     }
 
-    /// Identify the HID keys present now (the Nitrokey 3 Secrets App; YubiKey OTP slots
-    /// are served by the CLI only). Returns how many HID interfaces answered.
+    /// Identify the HID keys present now (Nitrokey 3 Secrets App, YubiKey OTP slots).
+    /// Returns how many HID interfaces answered.
     pub async fn scan_hid(&self, sockets: &[std::path::PathBuf]) -> usize {
         let sockets = sockets.to_vec();
         let found = tokio::task::spawn_blocking(move || {
@@ -329,16 +329,10 @@ impl DeviceManager {
 
 /// The link and description of a HID key we serve; `None` for others or on failure.
 fn identify_hid(key: &HidKey) -> Option<(Link, DeviceInfo)> {
-    if key.kind != HidKind::SecretsApp {
-        debug!(
-            device = key.label(),
-            "YubiKey OTP interface: not served by the daemon"
-        );
-        return None;
-    }
-    let link = Link::Hid {
-        path: key.path.clone(),
-        label: key.label(),
+    let (path, label) = (key.path.clone(), key.label());
+    let link = match key.kind {
+        HidKind::SecretsApp => Link::Hid { path, label },
+        HidKind::YubiOtp => Link::Otp { path, label },
     };
     match identify(&link, None) {
         Ok(info) => Some((link, info)),

@@ -23,8 +23,8 @@ use crate::oath::{
 use crate::otp::OathType;
 use crate::transport::pcsc::{Insertion, Pcsc};
 
-use super::link::with_transport;
 pub use super::link::{Link, identify};
+use super::link::{otp, with_transport};
 
 /// What a key told us when it was found.
 #[derive(Debug, Clone, Serialize)]
@@ -314,6 +314,9 @@ impl Worker {
 
     /// Every account, with touch/digits details where the key reports them.
     pub fn accounts(&mut self) -> Result<Vec<Credential>, CoreError> {
+        if let Link::Otp { path, .. } = &self.link {
+            return otp::accounts(path);
+        }
         self.session(|session| Ok(session.list_detailed(crate::clock::unix_now())?))
     }
 
@@ -327,7 +330,11 @@ impl Worker {
         if let Some(entries) = self.cache.lock().get(now) {
             return Ok(entries.to_vec());
         }
-        let entries = match self.session(|session| Ok(session.calculate_all(now)?)) {
+        let entries = match &self.link {
+            Link::Otp { path, .. } => otp::codes(path, now),
+            _ => self.session(|session| Ok(session.calculate_all(now)?)),
+        };
+        let entries = match entries {
             // Reading codes is idempotent: once more after another program's reset.
             Err(CoreError::CardReset) => self.session(|session| Ok(session.calculate_all(now)?))?,
             other => other?,
@@ -347,7 +354,10 @@ impl Worker {
         if touch {
             self.events.touch_pending(&self.info.id, &label, true);
         }
-        let result = self.session(|session| Ok(session.calculate_code(credential, timestamp)?));
+        let result = match &self.link {
+            Link::Otp { path, .. } => otp::calculate(path, credential, timestamp),
+            _ => self.session(|session| Ok(session.calculate_code(credential, timestamp)?)),
+        };
         if touch {
             self.events.touch_pending(&self.info.id, &label, false);
         }

@@ -10,6 +10,7 @@
 //! means it waits for a touch. The CRC is ISO 13239 (CRC-16/X-25 without the final
 //! inversion): a buffer followed by its inverted CRC leaves the residual `0xF0B8`.
 
+pub mod accounts;
 mod client;
 pub mod config;
 #[cfg(test)]
