@@ -45,6 +45,43 @@ fn codes_at(bus: &Bus, time: u64) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An emulator process, stopped when the test ends (also when it fails).
+struct Emulator(Child);
+
+impl Emulator {
+    fn start(bed: &TestBed, socket: &str, args: &[&str]) -> Emulator {
+        let name = Path::new(socket)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("hid");
+        let log_path = bed.dir().join(format!("{name}.log"));
+        let log = std::fs::File::create(log_path).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
+            .arg("emulate")
+            .args(args)
+            .arg("--hid")
+            .arg(format!("unix:{socket}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start the emulator");
+        Emulator(child)
+    }
+
+    /// Pulled out: SIGKILL, no goodbye (its socket file even stays behind).
+    fn pull(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        stop_child(&mut self.0, Duration::from_secs(2));
+    }
+}
+
 fn wait_socket(socket: &Path) {
     let deadline = Instant::now() + WAIT;
     while std::os::unix::net::UnixStream::connect(socket).is_err() {
@@ -112,15 +149,7 @@ fn a_hid_key_without_pcscd_comes_and_goes_with_the_usual_signals() {
     assert!(log.contains("0 key(s) at start"), "{log}");
 
     let signals = bus.watch_signals();
-    let emulator_log = std::fs::File::create(bed.dir().join("hid-only.log")).expect("log");
-    let mut emulator: Child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
-        .args(["emulate", "--profile", "nitrokey", "--hid"])
-        .arg(format!("unix:{socket_arg}"))
-        .stdin(Stdio::null())
-        .stdout(emulator_log.try_clone().expect("dup"))
-        .stderr(emulator_log)
-        .spawn()
-        .expect("start the emulator");
+    let mut emulator = Emulator::start(&bed, &socket_arg, &["--profile", "nitrokey"]);
     let (_, added) = signals.wait_for(0, WAIT, "InterfacesAdded(HID device)", |s| {
         s.is_added(DEVICE).is_some()
     });
@@ -136,10 +165,8 @@ fn a_hid_key_without_pcscd_comes_and_goes_with_the_usual_signals() {
         vec![("Bridge:hid".to_string(), "94287082".to_string())]
     );
 
-    // Pulled out (killed: its socket file even stays behind).
     let mark = signals.len();
-    // SIGKILL: like a yanked device, no goodbye.
-    kill_now(&mut emulator);
+    emulator.pull();
     signals.wait_for(mark, WAIT, "InterfacesRemoved(device)", |s| {
         s.is_removed(DEVICE) == Some(device.as_str())
     });
@@ -148,12 +175,6 @@ fn a_hid_key_without_pcscd_comes_and_goes_with_the_usual_signals() {
     });
     assert!(bus.devices().is_empty());
     assert!(codes_at(&bus, 59).is_empty());
-    stop_child(&mut emulator, Duration::from_secs(1));
-}
-
-fn kill_now(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -163,22 +184,11 @@ fn yubikey_otp_slots_are_accounts_of_a_hid_device() {
     let bus = Bus::connect(&bed);
     let socket = bed.dir().join("otp.sock");
     let socket_arg = socket.display().to_string();
-    let emulator_log = std::fs::File::create(bed.dir().join("otp.log")).expect("log");
-    let mut emulator: Child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
-        .args([
-            "emulate",
-            "--profile",
-            "yubikey-otp",
-            "--serial",
-            "777",
-            "--hid",
-        ])
-        .arg(format!("unix:{socket_arg}"))
-        .stdin(Stdio::null())
-        .stdout(emulator_log.try_clone().expect("dup"))
-        .stderr(emulator_log)
-        .spawn()
-        .expect("start the emulator");
+    let _emulator = Emulator::start(
+        &bed,
+        &socket_arg,
+        &["--profile", "yubikey-otp", "--serial", "777"],
+    );
     wait_socket(&socket);
     // Program slot 2 with the RFC 6238 seed (the CLI, talking to the key directly).
     let mut add = bed.command(&[
@@ -215,5 +225,4 @@ fn yubikey_otp_slots_are_accounts_of_a_hid_device() {
         )
         .expect_err("an OTP application takes no OATH accounts");
     assert_eq!(refused.short(), "NotSupported", "{refused:?}");
-    stop_child(&mut emulator, Duration::from_secs(2));
 }

@@ -25,6 +25,7 @@ impl Setup {
         let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log");
         let emulator = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
             .args(["emulate", "--profile", "yubikey-otp", "--serial", "5550123"])
+            .env("OATHBRIDGE_LOG", "oathbridge=debug")
             .arg("--hid")
             .arg(format!("unix:{}", socket.display()))
             .args(args)
@@ -60,6 +61,13 @@ impl Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         stop_child(&mut self.emulator, Duration::from_secs(3));
+        if std::thread::panicking() {
+            eprintln!(
+                "emulator log ({}):\n{}",
+                self.socket.display(),
+                std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()
+            );
+        }
     }
 }
 

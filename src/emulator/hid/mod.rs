@@ -171,10 +171,14 @@ fn serve_connection(mut stream: UnixStream, model: &HidModel) -> std::io::Result
                         out.extend(encode(KIND_INPUT, &input));
                     }
                 }
-                (KIND_SET_FEATURE, HidModel::YubikeyOtp { device, .. }) => {
-                    if let Ok(report) = <[u8; FEATURE_SIZE]>::try_from(payload.as_slice()) {
+                (KIND_SET_FEATURE, model) => {
+                    if let (HidModel::YubikeyOtp { device, .. }, Ok(report)) =
+                        (model, <[u8; FEATURE_SIZE]>::try_from(payload.as_slice()))
+                    {
                         lock(device).set_feature(&report);
                     }
+                    // Applied: the host's SET_REPORT returns (ordered with other connections).
+                    out.extend(encode(KIND_SET_FEATURE, &[]));
                 }
                 (KIND_GET_FEATURE, HidModel::YubikeyOtp { device, .. }) => {
                     let report = lock(device).get_feature();

@@ -7,9 +7,13 @@
 //! |------|-------------|-----------------|-------------------------------------------|
 //! | 0x01 | OUTPUT      | host → device   | one 64-byte output report                 |
 //! | 0x02 | INPUT       | device → host   | one 64-byte input report                  |
-//! | 0x03 | SET_FEATURE | host → device   | one 8-byte feature report                 |
+//! | 0x03 | SET_FEATURE | host → device   | one 8-byte feature report; the device     |
+//! |      |             |                 | answers 0x03, empty, once it applied it   |
 //! | 0x04 | GET_FEATURE | host → device   | empty; the device answers 0x04 + 8 bytes  |
 //! | 0x05 | DESCRIBE    | host → device   | empty; the device answers 0x05 + JSON     |
+//!
+//! SET_FEATURE is acknowledged because HID SET_REPORT is synchronous on real hardware: the
+//! next request (from this or another connection) sees its effect.
 //!
 //! The DESCRIBE answer is a JSON [`BridgeDescriptor`] (what hidapi would report from the
 //! USB descriptors). Payloads longer than [`MAX_PAYLOAD`] are a protocol error.
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FEATURE_SIZE, FeatureReport, HidConnection, HidError, REPORT_SIZE, Report};
+use super::{FeatureReport, HidConnection, HidError, Report};
 
 pub const KIND_OUTPUT: u8 = 0x01;
 pub const KIND_INPUT: u8 = 0x02;
@@ -216,7 +220,8 @@ impl HidConnection for BridgeConnection {
     }
 
     fn set_feature(&mut self, report: &FeatureReport) -> Result<(), HidError> {
-        self.send(KIND_SET_FEATURE, report)
+        self.send(KIND_SET_FEATURE, report)?;
+        self.await_reply(KIND_SET_FEATURE).map(drop)
     }
 
     fn get_feature(&mut self) -> Result<FeatureReport, HidError> {
@@ -230,16 +235,6 @@ impl HidConnection for BridgeConnection {
 
     fn name(&self) -> &str {
         &self.name
-    }
-}
-
-/// Sizes the bridge carries, for the emulator side's checks.
-pub const fn payload_size(kind: u8) -> Option<usize> {
-    match kind {
-        KIND_OUTPUT | KIND_INPUT => Some(REPORT_SIZE),
-        KIND_SET_FEATURE => Some(FEATURE_SIZE),
-        KIND_GET_FEATURE | KIND_DESCRIBE => Some(0),
-        _ => None,
     }
 }
 

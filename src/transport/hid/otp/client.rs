@@ -14,6 +14,8 @@ use crate::transport::hid::{FEATURE_SIZE, HidConnection, HidError};
 /// Pause between polls while the device works, and while it waits for a touch, ms.
 const POLL_PROCESSING_MS: u64 = 20;
 const POLL_TOUCH_MS: u64 = 100;
+/// Reads of the status before giving up on a device that keeps answering data.
+const STATUS_ATTEMPTS: usize = 3;
 
 /// How long the client waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +88,17 @@ impl<C: HidConnection> OtpClient<C> {
         self.connection.name()
     }
 
-    /// Firmware version, programming sequence and slot states.
+    /// Firmware version, programming sequence and slot states. A device still in the
+    /// middle of an answer (another program stopped reading) is told to stop first.
     pub fn read_status(&mut self) -> Result<Status, OtpError> {
-        Ok(Status::parse(&self.connection.get_feature()?))
+        for _ in 0..STATUS_ATTEMPTS {
+            let report = self.connection.get_feature()?;
+            if report[REPORT_DATA_SIZE] & RESP_PENDING_FLAG == 0 {
+                return Ok(Status::parse(&report));
+            }
+            self.reset_state();
+        }
+        Err(OtpError::Incomplete)
     }
 
     /// The serial number (needs the slot's SERIAL_API_VISIBLE, on by default).
