@@ -78,7 +78,10 @@ pub fn open(global: &GlobalArgs) -> CliResult<Box<dyn Backend>> {
 /// Like [`open`] for a command that starts with every key's codes at `codes_at`: talking to
 /// the keys directly, discovery calculates them in the same transaction (one SELECT).
 pub fn open_prefetching(global: &GlobalArgs, codes_at: Option<u64>) -> CliResult<Box<dyn Backend>> {
+    // A bridge socket named on the command line is reached directly: the daemon may not
+    // know it.
     if !global.direct
+        && global.hid_sockets.is_empty()
         && let Some(daemon) = super::via_daemon::DaemonBackend::connect(global)?
     {
         debug!("using the oathbridge daemon");

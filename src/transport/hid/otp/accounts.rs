@@ -54,28 +54,48 @@ pub fn slot_code<C: HidConnection>(
     let slot = slot_of(credential).ok_or(OtpError::BadSlot)?;
     let step = timestamp / u64::from(SLOT_PERIOD);
     let hmac = client.calculate_hmac(slot, &step.to_be_bytes())?;
-    let (valid_from, valid_to) = totp_window(timestamp, SLOT_PERIOD);
-    Ok(Code {
-        value: totp_from_hmac(&hmac, u32::from(SLOT_DIGITS)),
-        valid_from,
-        valid_to,
-    })
+    Ok(code_of(&hmac, timestamp))
 }
 
-/// Codes of every slot needing no touch; touch slots without a code. A configured slot
-/// that refuses a challenge (not challenge-response) is left out.
+fn slot_code_without_touch<C: HidConnection>(
+    client: &mut OtpClient<C>,
+    credential: &Credential,
+    timestamp: u64,
+) -> Result<Code, OtpError> {
+    let slot = slot_of(credential).ok_or(OtpError::BadSlot)?;
+    let step = timestamp / u64::from(SLOT_PERIOD);
+    let hmac = client.calculate_hmac_without_touch(slot, &step.to_be_bytes())?;
+    Ok(code_of(&hmac, timestamp))
+}
+
+fn code_of(hmac: &[u8; 20], timestamp: u64) -> Code {
+    let (valid_from, valid_to) = totp_window(timestamp, SLOT_PERIOD);
+    Code {
+        value: totp_from_hmac(hmac, u32::from(SLOT_DIGITS)),
+        valid_from,
+        valid_to,
+    }
+}
+
+/// Codes of every slot needing no touch; touch slots without a code (also a slot whose
+/// touch the status did not announce: the key is left as soon as it asks for one). A
+/// configured slot that refuses a challenge (not challenge-response) is left out.
 pub fn codes<C: HidConnection>(
     client: &mut OtpClient<C>,
     timestamp: u64,
 ) -> Result<Vec<CodeEntry>, OtpError> {
     let status = client.read_status()?;
     let mut entries = Vec::new();
-    for credential in slot_accounts(&status) {
+    for mut credential in slot_accounts(&status) {
         let code = if credential.touch == Some(true) {
             None
         } else {
-            match slot_code(client, &credential, timestamp) {
+            match slot_code_without_touch(client, &credential, timestamp) {
                 Ok(code) => Some(code),
+                Err(OtpError::TouchRequired) => {
+                    credential.touch = Some(true);
+                    None
+                }
                 Err(OtpError::Rejected) => continue,
                 Err(error) => return Err(error),
             }

@@ -53,6 +53,9 @@ pub enum OtpError {
     Incomplete,
     #[error("slot must be 1 or 2")]
     BadSlot,
+    /// The slot waits for a touch and the caller asked not to wait.
+    #[error("the slot needs a touch")]
+    TouchRequired,
 }
 
 /// What a frame gets back.
@@ -68,6 +71,8 @@ pub struct OtpClient<C> {
     connection: C,
     timeouts: OtpTimeouts,
     on_touch: Option<TouchCallback>,
+    /// Give up with [`OtpError::TouchRequired`] instead of waiting for a touch.
+    no_touch_wait: bool,
 }
 
 impl<C: HidConnection> OtpClient<C> {
@@ -76,6 +81,7 @@ impl<C: HidConnection> OtpClient<C> {
             connection,
             timeouts,
             on_touch: None,
+            no_touch_wait: false,
         }
     }
 
@@ -123,6 +129,19 @@ impl<C: HidConnection> OtpClient<C> {
         let mut out = Zeroizing::new([0u8; 20]);
         out.copy_from_slice(&data[..20]);
         Ok(out)
+    }
+
+    /// Like [`OtpClient::calculate_hmac`], but a slot that waits for a touch is left at
+    /// once ([`OtpError::TouchRequired`]): for listing codes without blocking.
+    pub fn calculate_hmac_without_touch(
+        &mut self,
+        slot_number: u8,
+        message: &[u8],
+    ) -> Result<Zeroizing<[u8; 20]>, OtpError> {
+        self.no_touch_wait = true;
+        let result = self.calculate_hmac(slot_number, message);
+        self.no_touch_wait = false;
+        result
     }
 
     /// Write a slot configuration (`payload` = 52-byte configuration + current access
@@ -226,6 +245,10 @@ impl<C: HidConnection> OtpClient<C> {
                     OtpError::Rejected
                 });
             } else if status & RESP_TIMEOUT_WAIT_FLAG != 0 {
+                if self.no_touch_wait {
+                    self.reset_state();
+                    return Err(OtpError::TouchRequired);
+                }
                 if !needs_touch && let Some(callback) = self.on_touch.as_mut() {
                     callback();
                 }

@@ -174,7 +174,7 @@ mod client_against_bad_devices {
         )
     }
 
-    const IDLE: FeatureReport = [0, 5, 7, 2, 1, 2, 0, 0];
+    const IDLE: FeatureReport = [0, 5, 7, 2, 1, 1, 0, 0];
 
     fn bounded(started: Instant) {
         assert!(
@@ -268,6 +268,28 @@ mod client_against_bad_devices {
             c.calculate_hmac(3, &[1]).map(|_| ()),
             Err(OtpError::BadSlot)
         );
+    }
+
+    #[test]
+    fn listing_codes_does_not_wait_for_an_unannounced_touch() {
+        // Slot 1 configured, no touch bit; a challenge makes it wait for a touch forever.
+        let mut c = OtpClient::new(
+            Scripted {
+                reads: None,
+                answer: Box::new(|_| [0, 5, 7, 2, 1, 1, 0, 0x20]),
+            },
+            OtpTimeouts {
+                busy_ms: 150,
+                total_ms: 30_000,
+            },
+        );
+        let started = Instant::now();
+        let entries = super::super::accounts::codes(&mut c, 59).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].credential.id.name, "slot 1");
+        assert_eq!(entries[0].credential.touch, Some(true));
+        assert!(entries[0].code.is_none());
     }
 
     proptest! {
