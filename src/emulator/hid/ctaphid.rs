@@ -15,8 +15,8 @@ use crate::emulator::Card;
 use crate::emulator::transport::lock_card;
 use crate::transport::hid::Report;
 use crate::transport::hid::ctaphid::{
-    BROADCAST_CID, CAPABILITY_WINK, InitResponse, Packet, Reassembler, command, error_code,
-    fragment, parse,
+    BROADCAST_CID, CAPABILITY_WINK, InitResponse, Packet, Reassembler, Started, command,
+    error_code, fragment, parse,
 };
 use crate::transport::hid::secrets::sw_first;
 
@@ -106,8 +106,8 @@ impl CtapHidSession {
         let message = match packet {
             Packet::Init { .. } => match Reassembler::start(&packet) {
                 Err(_) => return error(cid, error_code::INVALID_LEN),
-                Ok(Err((cmd, payload))) => Some((cmd, payload)),
-                Ok(Ok(reassembler)) => {
+                Ok(Started::Complete { command, payload }) => Some((command, payload)),
+                Ok(Started::Pending(reassembler)) => {
                     self.assembling = Some(reassembler);
                     None
                 }

@@ -8,8 +8,8 @@ use tracing::debug;
 use zeroize::Zeroizing;
 
 use super::{
-    BROADCAST_CID, CAPABILITY_WINK, FrameError, InitResponse, Packet, Reassembler, command,
-    error_code, fragment, parse,
+    BROADCAST_CID, CAPABILITY_WINK, FrameError, InitResponse, Packet, Reassembler, Started,
+    command, error_code, fragment, parse,
 };
 use crate::transport::hid::{HidConnection, HidError};
 
@@ -269,8 +269,8 @@ impl<C: HidConnection> CtapHidClient<C> {
                         return Err(FrameError::Interrupted.into());
                     }
                     match Reassembler::start(&packet)? {
-                        Err((_, payload)) => return Ok(payload),
-                        Ok(reassembler) => assembling = Some(reassembler),
+                        Started::Complete { payload, .. } => return Ok(payload),
+                        Started::Pending(reassembler) => assembling = Some(reassembler),
                     }
                     last_activity = Instant::now();
                 }

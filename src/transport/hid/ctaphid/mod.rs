@@ -134,6 +134,15 @@ pub fn fragment(cid: u32, command: u8, payload: &[u8]) -> Result<Vec<Report>, Fr
     Ok(reports)
 }
 
+/// What an initialization packet starts.
+#[derive(Debug)]
+pub enum Started {
+    /// The whole message fit in the packet.
+    Complete { command: u8, payload: Vec<u8> },
+    /// Continuation packets follow.
+    Pending(Reassembler),
+}
+
 /// Collects one message from its packets (one channel).
 #[derive(Debug)]
 pub struct Reassembler {
@@ -145,9 +154,9 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
-    /// Start from an initialization packet; `Ok(Err(message))` when it is complete
-    /// already. An announced length over [`MAX_MESSAGE`] is refused before allocating.
-    pub fn start(packet: &Packet<'_>) -> Result<Result<Self, (u8, Vec<u8>)>, FrameError> {
+    /// Start from an initialization packet. An announced length over [`MAX_MESSAGE`] is
+    /// refused before allocating.
+    pub fn start(packet: &Packet<'_>) -> Result<Started, FrameError> {
         let Packet::Init {
             cid,
             command,
@@ -165,11 +174,14 @@ impl Reassembler {
         }
         let take = length.min(data.len());
         if take == length {
-            return Ok(Err((command, data[..take].to_vec())));
+            return Ok(Started::Complete {
+                command,
+                payload: data[..take].to_vec(),
+            });
         }
         let mut collected = Vec::with_capacity(length);
         collected.extend_from_slice(&data[..take]);
-        Ok(Ok(Self {
+        Ok(Started::Pending(Self {
             cid,
             command,
             length,

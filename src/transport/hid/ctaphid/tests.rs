@@ -29,9 +29,8 @@ fn a_long_message_uses_numbered_continuations() {
     assert_eq!(reports[2][4], 1);
     assert_eq!(reports[3][4], 2);
     assert_eq!(reports[1][5], 57);
-    let mut reassembler = match Reassembler::start(&parse(&reports[0])).unwrap() {
-        Ok(r) => r,
-        Err(_) => panic!("should need continuations"),
+    let Started::Pending(mut reassembler) = Reassembler::start(&parse(&reports[0])).unwrap() else {
+        panic!("should need continuations");
     };
     assert_eq!(reassembler.push(&parse(&reports[1])).unwrap(), None);
     assert_eq!(reassembler.push(&parse(&reports[2])).unwrap(), None);
@@ -63,7 +62,7 @@ fn the_largest_message_fits_and_one_more_byte_does_not() {
 #[test]
 fn out_of_order_continuation_is_refused() {
     let reports = fragment(7, command::MSG, &[5u8; 150]).unwrap();
-    let Ok(mut r) = Reassembler::start(&parse(&reports[0])).unwrap() else {
+    let Started::Pending(mut r) = Reassembler::start(&parse(&reports[0])).unwrap() else {
         panic!("needs continuations");
     };
     assert_eq!(
@@ -90,8 +89,8 @@ proptest! {
             prop_assert_eq!(packet.cid(), cid);
             match reassembler.as_mut() {
                 None => match Reassembler::start(&packet).unwrap() {
-                    Err((c, done)) => { prop_assert_eq!(c, cmd); result = Some(done); }
-                    Ok(r) => reassembler = Some(r),
+                    Started::Complete { command, payload } => { prop_assert_eq!(command, cmd); result = Some(payload); }
+                    Started::Pending(r) => reassembler = Some(r),
                 },
                 Some(r) => if let Some(done) = r.push(&packet).unwrap() { result = Some(done); },
             }
@@ -108,7 +107,7 @@ proptest! {
             report[32..].copy_from_slice(half);
             let packet = parse(&report);
             match reassembler.as_mut() {
-                None => if let Ok(Ok(r)) = Reassembler::start(&packet) { reassembler = Some(r) },
+                None => if let Ok(Started::Pending(r)) = Reassembler::start(&packet) { reassembler = Some(r) },
                 Some(r) => match r.push(&packet) {
                     Ok(Some(done)) => { prop_assert!(done.len() <= MAX_MESSAGE); reassembler = None; }
                     Ok(None) => {}
