@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::oath::{CodeEntry, OathError, Session, Transport, Version};
 use crate::secrets::SecretStore;
 use crate::transport::hid::discovery::HidPath;
-use crate::transport::pcsc::{Pcsc, PcscCard, PcscError};
+use crate::transport::pcsc::{Pcsc, PcscCard, PcscError, fallback_shared_wait};
 
 /// Which keys a command may touch (`--reader`, `--device`), and extra HID bridge sockets
 /// to look at (`--hid-socket`).
@@ -250,7 +250,11 @@ impl Keys {
         card: &'c mut Option<PcscCard>,
     ) -> CliResult<Box<dyn Transport + 'c>> {
         if let (Some(reader), Some(pcsc)) = (&key.access.ccid, &self.pcsc) {
-            match pcsc.connect(reader) {
+            let connected = match key.access.hid {
+                Some(_) => pcsc.connect_waiting(reader, fallback_shared_wait()),
+                None => pcsc.connect(reader),
+            };
+            match connected {
                 Ok(connected) => {
                     let connected = card.insert(connected);
                     return Ok(Box::new(connected.transaction()?));

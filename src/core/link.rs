@@ -10,7 +10,7 @@ use super::worker::DeviceInfo;
 use crate::emulator::{Card, EmulatorTransport};
 use crate::oath::{Session, Transport};
 use crate::transport::hid::discovery::HidPath;
-use crate::transport::pcsc::{Pcsc, PcscError};
+use crate::transport::pcsc::{Pcsc, PcscError, fallback_shared_wait};
 
 /// How to reach a key.
 #[derive(Clone)]
@@ -98,7 +98,11 @@ pub(super) fn with_transport<R>(
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let mut card = match pcsc.connect(reader) {
+                let connected = match fallback {
+                    Some(_) => pcsc.connect_waiting(reader, fallback_shared_wait()),
+                    None => pcsc.connect(reader),
+                };
+                let mut card = match connected {
                     Ok(card) => card,
                     Err(PcscError::SharingViolation(_) | PcscError::NoService)
                         if fallback.is_some() =>
