@@ -57,6 +57,11 @@ pub struct AddArgs {
     /// Check everything and print what would be written, without writing
     #[arg(long, conflicts_with = "generate")]
     pub dry_run: bool,
+    /// Program a YubiKey OTP slot (1 or 2, over HID) with the seed instead: HMAC-SHA1
+    /// challenge-response, shown as the TOTP account "slot N" (SHA1, 6 digits, 30 s;
+    /// seeds up to 20 bytes; --touch for a button press)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2), conflicts_with_all = ["all_devices", "dry_run"])]
+    pub slot: Option<u8>,
 }
 
 /// Read the sources and turn them into checked accounts (overrides applied).
@@ -116,9 +121,16 @@ pub(super) fn split_name(text: &str) -> (Option<&str>, &str) {
 }
 
 fn from_secret(args: &AddArgs, secret: Zeroizing<Vec<u8>>, at: &Location) -> CliResult<Planned> {
-    let name = args.name.as_deref().ok_or_else(|| {
-        CliError::Usage("a bare secret needs an account name: oathbridge add [ISSUER:]NAME".into())
-    })?;
+    let slot_name = args.slot.map(|slot| format!("slot {slot}"));
+    let name = args
+        .name
+        .as_deref()
+        .or(slot_name.as_deref())
+        .ok_or_else(|| {
+            CliError::Usage(
+                "a bare secret needs an account name: oathbridge add [ISSUER:]NAME".into(),
+            )
+        })?;
     let (issuer, name) = split_name(name);
     let oath_type = args.oath_type.unwrap_or_default();
     Ok(Planned {
@@ -176,6 +188,9 @@ fn from_spec(spec: AccountSpec, args: &AddArgs) -> Planned {
 
 pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
     let accounts = accounts_to_add(args)?;
+    if let Some(slot) = args.slot {
+        return super::otp_slot::program(global, &accounts, slot, args.force);
+    }
     let mut backend = backend::open(global)?;
     let targets: Vec<usize> = if args.all_devices {
         (0..backend.keys().len()).collect()

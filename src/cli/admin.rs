@@ -111,8 +111,12 @@ pub fn devices(global: &GlobalArgs, args: &DevicesArgs) -> CliResult<()> {
     }
     for row in rows {
         let count = |n: Option<usize>| n.map_or("?".to_owned(), |n| n.to_string());
+        let via = row
+            .key
+            .transports_note()
+            .map_or_else(String::new, |t| format!("  via {t}"));
         println!(
-            "{}  {} {}  serial {}  {}  {}/{} accounts  [{}]",
+            "{}  {} {}  serial {}  {}  {}/{} accounts  [{}]{via}",
             row.key.id,
             row.key.kind,
             row.key.firmware,
@@ -257,6 +261,7 @@ fn reset_canokey(key: &Key) -> CliResult<()> {
     let keys = Keys::discover(&KeyFilter {
         reader: Some(key.reader.clone()),
         device: Some(key.id.clone()),
+        ..KeyFilter::default()
     })?;
     let target = keys.single()?;
     keys.with_session_unlocking(target, Unlock::Skip, |session| {

@@ -90,7 +90,10 @@ pub fn open(global: &GlobalArgs) -> CliResult<Box<dyn Backend>> {
 /// Like [`open`] for a command that starts with every key's codes at `codes_at`: talking to
 /// the keys directly, discovery calculates them in the same transaction (one SELECT).
 pub fn open_prefetching(global: &GlobalArgs, codes_at: Option<u64>) -> CliResult<Box<dyn Backend>> {
+    // A bridge socket named on the command line is reached directly: the daemon may not
+    // know it.
     if !global.direct
+        && global.hid_sockets.is_empty()
         && let Some(daemon) = super::via_daemon::DaemonBackend::connect(global)?
     {
         debug!("using the oathbridge daemon");
@@ -134,6 +137,9 @@ impl Backend for DirectBackend {
     }
 
     fn list(&mut self, key: usize) -> CliResult<Vec<Credential>> {
+        if self.keys.keys[key].access.otp {
+            return super::hid_keys::list(&self.keys.keys[key]);
+        }
         let now = crate::clock::unix_now();
         self.keys.with_session(&self.keys.keys[key], |session| {
             Ok(session.list_detailed(now)?)
@@ -143,6 +149,9 @@ impl Backend for DirectBackend {
     fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
         if let Some(entries) = self.keys.take_prefetched(key, timestamp) {
             return Ok(entries);
+        }
+        if self.keys.keys[key].access.otp {
+            return super::hid_keys::codes(&self.keys.keys[key], timestamp);
         }
         self.keys.with_session(&self.keys.keys[key], |session| {
             Ok(session.calculate_all(timestamp)?)
@@ -155,6 +164,9 @@ impl Backend for DirectBackend {
         credential: &Credential,
         at: &[u64],
     ) -> CliResult<Vec<Code>> {
+        if self.keys.keys[key].access.otp {
+            return super::hid_keys::calculate(&self.keys.keys[key], credential, at);
+        }
         self.keys.with_session(&self.keys.keys[key], |session| {
             at.iter()
                 .map(|t| Ok(session.calculate_code(credential, *t)?))

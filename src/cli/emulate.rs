@@ -1,4 +1,5 @@
-//! `oathbridge emulate`: run a software YKOATH card behind pcscd's vpcd driver.
+//! `oathbridge emulate`: run a software YKOATH card behind pcscd's vpcd driver and/or as a
+//! HID device on a bridge socket (`--hid unix:PATH`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,13 +9,20 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::emulator::{Card, CardConfig, DEFAULT_CHUNK_SIZE, Faults, Profile, TouchPolicy, vpcd};
+use crate::emulator::{
+    Card, CardConfig, DEFAULT_CHUNK_SIZE, Faults, Profile, TouchPolicy, hid, vpcd,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct EmulateArgs {
     /// vpcd address to connect to (the card is the TCP client), e.g. 127.0.0.1:35963
-    #[arg(long, value_name = "HOST:PORT")]
-    pub vpcd: String,
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "hid")]
+    pub vpcd: Option<String>,
+    /// Also (or only) be a USB HID device on this bridge socket: the nitrokey profile
+    /// speaks CTAPHID (Secrets App over vendor command 0x70), yubikey-otp the YubiKey OTP
+    /// protocol; with --vpcd as well, both reach the same card
+    #[arg(long, value_name = "unix:PATH", value_parser = crate::emulator::hid::parse_address)]
+    pub hid: Option<PathBuf>,
     /// Device to imitate
     #[arg(long, value_enum, default_value_t = ProfileArg::Yubikey)]
     pub profile: ProfileArg,
@@ -60,6 +68,8 @@ pub enum ProfileArg {
     Yubikey,
     Nitrokey,
     Canokey,
+    // A YubiKey whose HID side is the OTP application (two slots).
+    YubikeyOtp,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +113,7 @@ impl FromStr for FaultArg {
 impl EmulateArgs {
     fn card_config(&self) -> CardConfig {
         let profile = match self.profile {
-            ProfileArg::Yubikey => Profile::YubiKey,
+            ProfileArg::Yubikey | ProfileArg::YubikeyOtp => Profile::YubiKey,
             ProfileArg::Nitrokey => Profile::Nitrokey,
             ProfileArg::Canokey => Profile::CanoKey,
         };
@@ -140,8 +150,14 @@ impl EmulateArgs {
 }
 
 pub fn run(args: EmulateArgs) -> ExitCode {
+    if let Some(path) = &args.hid {
+        // Before any thread starts: SIGTERM then removes the socket ("unplugs" the device).
+        hid::remove_on_exit(path.clone());
+    }
     let config = args.card_config();
     let profile = config.profile;
+    let serial = config.serial;
+    let touch = config.faults.touch;
     let mut card = Card::new(config.clone());
     if let Some(path) = args
         .state
@@ -165,18 +181,58 @@ pub fn run(args: EmulateArgs) -> ExitCode {
         };
     }
     info!(
-        "emulating a {profile} card with {} credential(s); connecting to vpcd at {}",
-        card.credential_count(),
-        args.vpcd
+        "emulating a {profile} card with {} credential(s)",
+        card.credential_count()
     );
+    let card = Arc::new(Mutex::new(card));
+    let listener = match args.hid.as_deref().map(hid::bind).transpose() {
+        Ok(listener) => listener,
+        Err(e) => {
+            let path = args
+                .hid
+                .as_deref()
+                .unwrap_or_else(|| std::path::Path::new(""));
+            eprintln!("oathbridge emulate: HID bridge {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let hid_server = listener.map(|listener| {
+        let model = match args.profile {
+            ProfileArg::YubikeyOtp => hid::HidModel::YubikeyOtp {
+                device: Arc::new(Mutex::new(hid::otp::OtpDevice::new(serial, touch))),
+                serial,
+            },
+            _ => hid::HidModel::Nitrokey {
+                card: card.clone(),
+                serial,
+            },
+        };
+        std::thread::spawn(move || {
+            hid::serve(listener, model).map_err(|e| format!("HID bridge: {e}"))
+        })
+    });
+    let Some(address) = &args.vpcd else {
+        let result = match hid_server.map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err("HID bridge stopped".to_owned()),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("oathbridge emulate: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    info!("connecting to vpcd at {address}");
     let latency = vpcd::Latency::new(
         Duration::from_millis(args.apdu_latency_ms),
         args.latency.clone(),
     );
-    match vpcd::serve_with_latency(&args.vpcd, Arc::new(Mutex::new(card)), &latency) {
+    match vpcd::serve_with_latency(address, card, &latency) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("oathbridge emulate: vpcd address {}: {e}", args.vpcd);
+            eprintln!("oathbridge emulate: vpcd address {address}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -8,15 +8,29 @@ use tracing::debug;
 use super::error::{CliError, CliResult};
 use std::collections::HashMap;
 
-use crate::oath::{CodeEntry, OathError, Session, Version};
+use crate::oath::{CodeEntry, OathError, Session, Transport, Version};
 use crate::secrets::SecretStore;
-use crate::transport::pcsc::{Pcsc, PcscError, PcscTransaction};
+use crate::transport::hid::discovery::HidPath;
+use crate::transport::pcsc::{Pcsc, PcscCard, PcscError, fallback_shared_wait};
 
-/// Which keys a command may touch (`--reader`, `--device`).
+/// Which keys a command may touch (`--reader`, `--device`), and extra HID bridge sockets
+/// to look at (`--hid-socket`).
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
     pub reader: Option<String>,
     pub device: Option<String>,
+    pub hid_sockets: Vec<std::path::PathBuf>,
+}
+
+/// How to reach a key found by direct discovery.
+#[derive(Debug, Clone, Default)]
+pub struct KeyAccess {
+    /// The PC/SC reader holding it.
+    pub ccid: Option<String>,
+    /// Its HID interface (the Secrets App over CTAPHID, or the OTP application).
+    pub hid: Option<HidPath>,
+    /// The key is a YubiKey OTP application (slots, not YKOATH accounts).
+    pub otp: bool,
 }
 
 /// A connected key, as found by discovery.
@@ -30,10 +44,16 @@ pub struct Key {
     pub locked: bool,
     #[serde(skip)]
     pub capacity: Option<usize>,
+    /// Where the key was found: "ccid" (PC/SC), "hid" (empty when the daemon answered).
+    /// Printed only for keys with a HID side, so CCID-only output stays as it was.
+    #[serde(skip_serializing_if = "ccid_only")]
+    pub transports: Vec<String>,
+    #[serde(skip)]
+    pub access: KeyAccess,
 }
 
 pub struct Keys {
-    pcsc: Pcsc,
+    pcsc: Option<Pcsc>,
     pub keys: Vec<Key>,
     /// Codes calculated in the discovery transaction (key index → time, entries).
     prefetched: HashMap<usize, (u64, Vec<CodeEntry>)>,
@@ -50,7 +70,7 @@ pub enum Unlock<'a> {
     Skip,
 }
 
-pub type KeySession<'a> = Session<PcscTransaction<'a>>;
+pub type KeySession<'a> = Session<Box<dyn Transport + 'a>>;
 
 impl Keys {
     /// Every reader holding a card with the OATH applet that passes `filter`.
@@ -62,13 +82,38 @@ impl Keys {
     /// for that time in the discovery transaction, reusing its SELECT: `code` then costs
     /// SELECT + CALCULATE ALL, the physical minimum.
     pub fn discover_prefetching(filter: &KeyFilter, codes_at: Option<u64>) -> CliResult<Self> {
-        let pcsc = Pcsc::establish()?;
+        let pcsc = match Pcsc::establish() {
+            Ok(pcsc) => Some(pcsc),
+            Err(error) => {
+                debug!(%error, "no PC/SC; looking for HID keys only");
+                None
+            }
+        };
         let mut keys = Vec::new();
         let mut prefetched = HashMap::new();
-        for reader in pcsc.matching_readers(filter.reader.as_deref())? {
+        // Why PC/SC found nothing, reported when HID finds nothing either.
+        let mut pcsc_problem: Option<CliError> = None;
+        let readers = match &pcsc {
+            Some(pcsc) => match pcsc.matching_readers(filter.reader.as_deref()) {
+                Ok(readers) => readers,
+                Err(error) => {
+                    pcsc_problem = Some(error.into());
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        for reader in readers {
+            let Some(pcsc) = &pcsc else { break };
             let mut card = match pcsc.connect(&reader) {
                 Ok(card) => card,
                 Err(PcscError::NoCard(_) | PcscError::CardRemoved) => continue,
+                // Held by another program: its HID side may still answer.
+                Err(error @ PcscError::SharingViolation(_)) => {
+                    debug!(reader, %error, "reader held exclusively; trying HID");
+                    pcsc_problem = Some(error.into());
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             let transaction = card.transaction()?;
@@ -89,11 +134,13 @@ impl Keys {
                 serial: info.serial,
                 locked: session.has_password(),
                 capacity: session.quirks().capacity,
+                transports: vec!["ccid".to_owned()],
+                access: KeyAccess {
+                    ccid: Some(reader.clone()),
+                    ..KeyAccess::default()
+                },
             };
-            if let Some(wanted) = &filter.device
-                && key.id != *wanted
-                && key.serial.map(|s| s.to_string()).as_deref() != Some(wanted.as_str())
-            {
+            if !filter.accepts(&key) {
                 continue;
             }
             if let Some(at) = codes_at
@@ -110,12 +157,25 @@ impl Keys {
             }
             keys.push(key);
         }
+        super::hid_keys::discover(filter, codes_at, &mut keys, &mut prefetched);
         if keys.is_empty() {
-            return Err(CliError::NoKey(match (&filter.reader, &filter.device) {
-                (_, Some(device)) => format!("no OATH key with id or serial {device:?} found"),
-                (Some(reader), None) => format!("no OATH key found in readers matching {reader:?}"),
-                (None, None) => "no OATH key found: is it plugged in?".to_owned(),
-            }));
+            if let Some(problem) = pcsc_problem {
+                return Err(problem);
+            }
+            return Err(CliError::NoKey(
+                match (&filter.reader, &filter.device, &pcsc) {
+                    (_, Some(device), _) => {
+                        format!("no OATH key with id or serial {device:?} found")
+                    }
+                    (Some(reader), None, _) => {
+                        format!("no OATH key found in readers matching {reader:?}")
+                    }
+                    (None, None, None) => "no OATH key found: pcscd is not running and no HID key \
+                                       (Nitrokey 3, YubiKey OTP) was found"
+                        .to_owned(),
+                    (None, None, Some(_)) => "no OATH key found: is it plugged in?".to_owned(),
+                },
+            ));
         }
         Ok(Self {
             pcsc,
@@ -153,9 +213,15 @@ impl Keys {
         unlock: Unlock<'_>,
         action: impl FnOnce(&mut KeySession<'_>) -> CliResult<R>,
     ) -> CliResult<R> {
-        let mut card = self.pcsc.connect(&key.reader)?;
-        let transaction = card.transaction()?;
-        let mut session = Session::open(transaction, Some(&key.reader))?;
+        if key.access.otp {
+            return Err(OathError::NotSupported(
+                "this is a YubiKey OTP application (slots 1 and 2), not an OATH applet".into(),
+            )
+            .into());
+        }
+        let mut card = None;
+        let transport = self.open_transport(key, &mut card)?;
+        let mut session = Session::open(transport, Some(&key.reader))?;
         if session.device_id() != key.id {
             return Err(CliError::NoKey(format!(
                 "the key in {:?} changed since it was found",
@@ -172,6 +238,64 @@ impl Keys {
             }
         }
         action(&mut session)
+    }
+}
+
+impl Keys {
+    /// CCID when the key has it and it is free; HID when the reader is held exclusively
+    /// by another program (or the key has no CCID side).
+    fn open_transport<'c>(
+        &self,
+        key: &Key,
+        card: &'c mut Option<PcscCard>,
+    ) -> CliResult<Box<dyn Transport + 'c>> {
+        if let (Some(reader), Some(pcsc)) = (&key.access.ccid, &self.pcsc) {
+            let connected = match key.access.hid {
+                Some(_) => pcsc.connect_waiting(reader, fallback_shared_wait()),
+                None => pcsc.connect(reader),
+            };
+            match connected {
+                Ok(connected) => {
+                    let connected = card.insert(connected);
+                    return Ok(Box::new(connected.transaction()?));
+                }
+                Err(error @ PcscError::SharingViolation(_)) if key.access.hid.is_some() => {
+                    debug!(reader, %error, "reader held exclusively; using HID");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let Some(hid) = &key.access.hid else {
+            return Err(CliError::NoKey(format!(
+                "key {} is no longer reachable",
+                key.id
+            )));
+        };
+        Ok(Box::new(hid.open_secrets().map_err(OathError::Transport)?))
+    }
+}
+
+impl KeyFilter {
+    /// `--device` matches the key's id or serial number.
+    pub fn accepts(&self, key: &Key) -> bool {
+        match &self.device {
+            Some(wanted) => {
+                key.id == *wanted
+                    || key.serial.map(|s| s.to_string()).as_deref() == Some(wanted.as_str())
+            }
+            None => true,
+        }
+    }
+}
+
+fn ccid_only(transports: &[String]) -> bool {
+    !transports.iter().any(|t| t == "hid")
+}
+
+impl Key {
+    /// "ccid+hid" for a key with a HID side, else `None`.
+    pub fn transports_note(&self) -> Option<String> {
+        (!ccid_only(&self.transports)).then(|| self.transports.join("+"))
     }
 }
 

@@ -8,8 +8,10 @@ pub mod doctor;
 pub mod emulate;
 pub mod error;
 pub mod fido_keys;
+pub mod hid_keys;
 pub mod input;
 pub mod keys;
+pub mod otp_slot;
 pub mod output;
 pub mod via_daemon;
 pub mod virtual_key;
@@ -60,6 +62,10 @@ pub struct GlobalArgs {
     /// Talk to the keys directly, even when the daemon is on the session bus
     #[arg(long, global = true)]
     pub direct: bool,
+    /// Also use the HID device behind this bridge socket (`oathbridge emulate --hid`;
+    /// repeatable; more in OATHBRIDGE_HID_SOCKETS, colon-separated)
+    #[arg(long = "hid-socket", global = true, value_name = "PATH")]
+    pub hid_sockets: Vec<std::path::PathBuf>,
 }
 
 impl GlobalArgs {
@@ -67,6 +73,7 @@ impl GlobalArgs {
         KeyFilter {
             reader: self.reader.clone(),
             device: self.device.clone(),
+            hid_sockets: self.hid_sockets.clone(),
         }
     }
 }
@@ -91,7 +98,7 @@ pub enum Command {
     Reset(admin::ResetArgs),
     /// Virtual keys sealed by a FIDO2 key's hmac-secret: create, seal, info
     VirtualKey(virtual_key::VirtualKeyArgs),
-    /// Run a software OATH card attached to pcscd through vpcd
+    /// Run a software OATH card attached to pcscd through vpcd and/or as a HID device (--hid)
     Emulate(emulate::EmulateArgs),
     /// Serve codes on the D-Bus session bus (io.github.oathbridge.OathBridge1)
     Daemon(crate::daemon::DaemonArgs),

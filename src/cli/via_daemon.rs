@@ -171,6 +171,8 @@ impl DaemonBackend {
                 capacity: usize::try_from(number(props, "Capacity"))
                     .ok()
                     .filter(|c| *c != 0),
+                transports: Vec::new(),
+                access: Default::default(),
             };
             if let Some(reader) = &filter.reader
                 && !key.reader.to_lowercase().contains(&reader.to_lowercase())
@@ -391,6 +393,7 @@ impl Backend for DaemonBackend {
         let filter = KeyFilter {
             reader: Some(key.reader.clone()),
             device: Some(key.id.clone()),
+            ..KeyFilter::default()
         };
         match Keys::discover(&filter) {
             Ok(found) => found.keys.first().is_none_or(|k| k.locked),

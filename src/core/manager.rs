@@ -7,8 +7,10 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tracing::{debug, info, warn};
 
 use super::error::CoreError;
+use super::hid_watch::{self, HidEvent};
 use super::hotplug::{PcscEvent, spawn_monitor};
 use super::worker::{DeviceHandle, DeviceInfo, Link, WorkerEvents, identify};
+use crate::transport::hid::discovery::{HidKey, HidKind};
 use crate::transport::pcsc::{Insertion, Pcsc};
 
 /// What the manager tells its owner (the D-Bus layer).
@@ -36,6 +38,10 @@ struct Entry {
     /// The card's insertion when it was identified (PC/SC keys): the monitor's first report
     /// of a card the start-up scan already identified needs no second SELECT.
     insertion: Option<Insertion>,
+    /// The HID label when the key is (also) reached over HID.
+    hid: Option<String>,
+    /// The PC/SC reader when the key is (also) reached over CCID.
+    ccid: Option<String>,
 }
 
 pub struct DeviceManager {
@@ -113,12 +119,39 @@ impl DeviceManager {
 
     fn add(&self, link: Link, info: DeviceInfo, insertion: Option<Insertion>) {
         let id = info.id.clone();
-        if self
-            .lock()
-            .get(&id)
-            .is_some_and(|e| e.info.reader == info.reader)
+        let (ccid, hid) = match &link {
+            Link::Pcsc { reader } => (Some(reader.clone()), None),
+            Link::Hid { label, .. } | Link::Otp { label, .. } => (None, Some(label.clone())),
+            Link::Virtual { .. } | Link::Sealed { .. } => (None, None),
+        };
         {
-            return; // already known (found by the start-up scan and again by the monitor)
+            let mut devices = self.lock();
+            if let Some(entry) = devices.get_mut(&id) {
+                if entry.info.reader == info.reader
+                    || (hid.is_some() && entry.hid == hid)
+                    || (ccid.is_some() && entry.ccid == ccid)
+                {
+                    return; // already known (found by the start-up scan and by a monitor)
+                }
+                // The same key on its other transport: one device, two ways in.
+                let other_side = (hid.is_some() && entry.hid.is_none() && entry.ccid.is_some())
+                    || (ccid.is_some() && entry.ccid.is_none() && entry.hid.is_some());
+                if other_side {
+                    info!(
+                        device = id,
+                        reader = info.reader,
+                        "key also reachable this way"
+                    );
+                    if ccid.is_some() {
+                        entry.ccid = ccid;
+                        entry.info.reader = info.reader.clone();
+                    } else {
+                        entry.hid = hid;
+                    }
+                    let _ = entry.handle.post(move |worker| worker.attach(link));
+                    return;
+                }
+            }
         }
         let handle = DeviceHandle::spawn(link, info.clone(), Arc::new(Relay(self.events.clone())));
         let replaced = self
@@ -129,6 +162,8 @@ impl DeviceManager {
                     info,
                     handle,
                     insertion,
+                    hid,
+                    ccid,
                 },
             )
             .is_some();
@@ -140,18 +175,50 @@ impl DeviceManager {
     }
 
     fn remove_reader(&self, reader: &str) {
+        self.remove_where(reader, false);
+    }
+
+    /// A HID device (hidraw node or bridge socket, by label) went away.
+    pub fn remove_hid(&self, label: &str) {
+        self.remove_where(label, true);
+    }
+
+    /// Drop the keys reached through `name` (a reader, or a HID label when `hid`); a key
+    /// still reachable the other way stays, without events.
+    fn remove_where(&self, name: &str, hid: bool) {
         let removed: Vec<String> = {
             let mut devices = self.lock();
-            let ids: Vec<String> = devices
-                .iter()
-                .filter(|(_, e)| !e.info.is_virtual && e.info.reader == reader)
-                .map(|(id, _)| id.clone())
-                .collect();
+            let mut ids = Vec::new();
+            for (id, entry) in devices.iter_mut() {
+                let (side, other) = if hid {
+                    (&mut entry.hid, &entry.ccid)
+                } else {
+                    (&mut entry.ccid, &entry.hid)
+                };
+                let matches = !entry.info.is_virtual
+                    && (side.as_deref() == Some(name) || (!hid && entry.info.reader == name));
+                if !matches {
+                    continue;
+                }
+                match other {
+                    Some(other) => {
+                        *side = None;
+                        info!(
+                            device = id,
+                            name, "one way to the key is gone; the other serves"
+                        );
+                        entry.info.reader = other.clone();
+                        let _ = entry.handle.post(move |worker| worker.detach(hid));
+                    }
+                    None => ids.push(id.clone()),
+                }
+            }
             for id in &ids {
                 devices.remove(id);
             }
             ids
         };
+        let reader = name;
         for id in removed {
             info!(device = id, reader, "key removed");
             let _ = self.events.send(CoreEvent::Removed(id));
@@ -230,5 +297,70 @@ impl DeviceManager {
             }
         });
         Ok(())
+    }
+
+    /// Identify the HID keys present now (Nitrokey 3 Secrets App, YubiKey OTP slots).
+    /// Returns how many HID interfaces answered.
+    pub async fn scan_hid(&self, sockets: &[std::path::PathBuf]) -> usize {
+        let sockets = sockets.to_vec();
+        let found = tokio::task::spawn_blocking(move || {
+            hid_watch::scan(&sockets)
+                .into_iter()
+                .filter_map(|key| identify_hid(&key))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let count = found.len();
+        for (link, info) in found {
+            self.add(link, info, None);
+        }
+        count
+    }
+
+    /// Follow HID devices: hidraw nodes and bridge sockets coming and going.
+    pub fn watch_hid(self: &Arc<Self>, sockets: Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        let (sender, mut receiver) = unbounded_channel();
+        hid_watch::spawn(sockets.clone(), sender.clone())?;
+        // Bridge devices found by the start-up scan: their removal shows as end-of-file.
+        for key in crate::transport::hid::discovery::enumerate(&sockets) {
+            hid_watch::watch_presence(&key, sender.clone());
+        }
+        let manager = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                match event {
+                    HidEvent::Added(key) => {
+                        let probe = key.clone();
+                        let found = tokio::task::spawn_blocking(move || identify_hid(&probe))
+                            .await
+                            .ok()
+                            .flatten();
+                        if let Some((link, info)) = found {
+                            hid_watch::watch_presence(&key, sender.clone());
+                            manager.add(link, info, None);
+                        }
+                    }
+                    HidEvent::Removed(label) => manager.remove_hid(&label),
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The link and description of a HID key we serve; `None` for others or on failure.
+fn identify_hid(key: &HidKey) -> Option<(Link, DeviceInfo)> {
+    let (path, label) = (key.path.clone(), key.label());
+    let link = match key.kind {
+        HidKind::SecretsApp => Link::Hid { path, label },
+        HidKind::YubiOtp => Link::Otp { path, label },
+    };
+    match identify(&link, None) {
+        Ok(info) => Some((link, info)),
+        Err(error) => {
+            debug!(device = key.label(), %error, "HID key did not answer");
+            None
+        }
     }
 }

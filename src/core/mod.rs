@@ -4,7 +4,9 @@
 
 pub mod cache;
 pub mod error;
+pub mod hid_watch;
 pub mod hotplug;
+pub mod link;
 pub mod manager;
 pub mod worker;
 

@@ -3,9 +3,9 @@
 //! one at a time, concurrent requests for the same time step find the code cache filled
 //! by the first one: one card round trip serves them all.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,7 +14,6 @@ use tracing::{debug, info, warn};
 
 use super::cache::SharedCache;
 use super::error::CoreError;
-use crate::emulator::{Card, EmulatorTransport};
 use crate::import::apply::apply;
 use crate::import::plan::{KeyView, Planned, plan_key};
 use crate::oath::auth::AccessKey;
@@ -22,33 +21,10 @@ use crate::oath::{
     Code, CodeEntry, Credential, CredentialData, CredentialId, Quirks, Session, Transport, Version,
 };
 use crate::otp::OathType;
-use crate::transport::pcsc::{Insertion, Pcsc, PcscError};
+use crate::transport::pcsc::{Insertion, Pcsc};
 
-/// How to reach a key.
-#[derive(Clone)]
-pub enum Link {
-    Pcsc {
-        reader: String,
-    },
-    Virtual {
-        card: Arc<Mutex<Card>>,
-        label: String,
-    },
-    /// A virtual key sealed by a FIDO2 key's hmac-secret: locked until opened by a touch.
-    Sealed {
-        key: Arc<crate::fido::vault::SealedVirtualKey>,
-        label: String,
-    },
-}
-
-impl Link {
-    pub fn reader(&self) -> &str {
-        match self {
-            Self::Pcsc { reader } => reader,
-            Self::Virtual { label, .. } | Self::Sealed { label, .. } => label,
-        }
-    }
-}
+pub use super::link::{Link, identify};
+use super::link::{otp, with_transport};
 
 /// What a key told us when it was found.
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +81,7 @@ impl DeviceHandle {
         let mut worker = Worker {
             status: status.clone(),
             link,
+            fallback: None,
             pcsc: None,
             info,
             access_key: None,
@@ -149,6 +126,13 @@ impl DeviceHandle {
         self.cache.lock().get(timestamp)
     }
 
+    /// Queue `job` on the worker without waiting for it.
+    pub fn post(&self, job: impl FnOnce(&mut Worker) + Send + 'static) -> Result<(), CoreError> {
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| CoreError::DeviceRemoved)
+    }
+
     /// Run `job` on the worker and wait for its answer.
     pub async fn run<R: Send + 'static>(
         &self,
@@ -170,6 +154,9 @@ impl DeviceHandle {
 pub struct Worker {
     status: Arc<LockStatus>,
     link: Link,
+    /// The same key's HID side, used while its CCID reader is held exclusively by another
+    /// program or pcscd is gone.
+    fallback: Option<Link>,
     pcsc: Option<Pcsc>,
     info: DeviceInfo,
     /// The derived password key, kept in memory while the key stays plugged in.
@@ -183,76 +170,6 @@ pub struct Worker {
     events: Arc<dyn WorkerEvents>,
 }
 
-/// Identify the key behind `link`: one SELECT.
-pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreError> {
-    let describe = |session: &Session<&mut dyn Transport>, link: &Link| {
-        let info = session.info();
-        DeviceInfo {
-            id: session.device_id(),
-            name: match link {
-                Link::Virtual { .. } | Link::Sealed { .. } => "Virtual key".to_owned(),
-                Link::Pcsc { .. } => session.quirks().kind.name().to_owned(),
-            },
-            is_virtual: matches!(link, Link::Virtual { .. } | Link::Sealed { .. }),
-            reader: link.reader().to_owned(),
-            firmware: info.version,
-            serial: info.serial,
-            // A sealed key needs its FIDO2 key to open, as a password-protected one.
-            has_password: session.has_password() || matches!(link, Link::Sealed { .. }),
-            quirks: session.quirks().clone(),
-        }
-    };
-    if let Link::Sealed { key, .. } = link
-        && !key.is_open()
-    {
-        // Locked: an empty card with the same salt answers SELECT with the same id.
-        let mut stand_in = EmulatorTransport::new(key.stand_in());
-        let session = Session::open(&mut stand_in as &mut dyn Transport, None)?;
-        return Ok(describe(&session, link));
-    }
-    with_transport(link, pcsc, &mut |transport, reader| {
-        let session = Session::open(transport, reader)?;
-        Ok(describe(&session, link))
-    })
-}
-
-/// What runs inside one transaction: the transport and the reader name (for quirks).
-type TransportAction<'a, R> =
-    &'a mut dyn FnMut(&mut dyn Transport, Option<&str>) -> Result<R, CoreError>;
-
-/// Open the right transport for `link` (one PC/SC transaction) and hand it to `action`.
-fn with_transport<R>(
-    link: &Link,
-    pcsc: Option<&Pcsc>,
-    action: TransportAction<'_, R>,
-) -> Result<R, CoreError> {
-    match link {
-        Link::Pcsc { reader } => {
-            let pcsc = pcsc.ok_or(CoreError::DeviceRemoved)?;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let mut card = pcsc.connect(reader)?;
-                match card.transaction() {
-                    Ok(mut transaction) => return action(&mut transaction, Some(reader)),
-                    // Left unpowered by another program: a fresh connection powers it up.
-                    Err(PcscError::Unpowered) if attempt < 3 => continue,
-                    Err(error) => return Err(error.into()),
-                }
-            }
-        }
-        Link::Virtual { card, .. } => {
-            let mut transport = EmulatorTransport::from_shared(card.clone());
-            action(&mut transport, None)
-        }
-        Link::Sealed { key, .. } => {
-            let card = key.card().ok_or(CoreError::Locked)?;
-            let mut transport = EmulatorTransport::from_shared(card);
-            action(&mut transport, None)
-        }
-    }
-}
-
 impl Worker {
     pub fn info(&self) -> &DeviceInfo {
         &self.info
@@ -263,6 +180,49 @@ impl Worker {
             Link::Sealed { key, .. } => key.is_open(),
             _ => !self.info.has_password || self.access_key.is_some(),
         }
+    }
+
+    /// Connect to pcscd for a PC/SC link (not an error while the HID side can serve).
+    fn establish_pcsc(&mut self) -> Result<(), CoreError> {
+        if !matches!(self.link, Link::Pcsc { .. }) || self.pcsc.is_some() {
+            return Ok(());
+        }
+        match Pcsc::establish() {
+            Ok(pcsc) => self.pcsc = Some(pcsc),
+            Err(error) if self.fallback.is_none() => return Err(error.into()),
+            Err(error) => debug!(%error, "no pcscd; the key's HID side serves"),
+        }
+        Ok(())
+    }
+
+    /// The key was also found on `link` (CCID and HID of one key): CCID becomes the way
+    /// in, HID the fallback.
+    pub fn attach(&mut self, link: Link) {
+        match link {
+            Link::Hid { .. } if matches!(self.link, Link::Pcsc { .. }) => {
+                self.fallback = Some(link);
+            }
+            Link::Pcsc { .. } if matches!(self.link, Link::Hid { .. }) => {
+                self.fallback = Some(std::mem::replace(&mut self.link, link));
+                self.pcsc = None;
+            }
+            _ => {}
+        }
+        self.info.reader = self.link.reader().to_owned();
+    }
+
+    /// One side of a two-transport key went away; the other serves from now on.
+    pub fn detach(&mut self, hid: bool) {
+        let Some(fallback) = self.fallback.take() else {
+            return;
+        };
+        if !hid {
+            // The CCID side left: HID becomes the way in.
+            self.link = fallback;
+            self.pcsc = None;
+            self.lock();
+        }
+        self.info.reader = self.link.reader().to_owned();
     }
 
     /// Make the lock state visible to readers that must not wait for the queue.
@@ -326,27 +286,30 @@ impl Worker {
         &mut self,
         action: impl FnOnce(&mut Session<&mut dyn Transport>) -> Result<R, CoreError>,
     ) -> Result<R, CoreError> {
-        if matches!(self.link, Link::Pcsc { .. }) && self.pcsc.is_none() {
-            self.pcsc = Some(Pcsc::establish()?);
-        }
+        self.establish_pcsc()?;
         self.check_insertion();
         let access_key = self.access_key.clone();
         let mut action = Some(action);
         let mut info = None;
-        let result = with_transport(&self.link, self.pcsc.as_ref(), &mut |transport, reader| {
-            let mut session = Session::open(transport, reader)?;
-            info = Some((session.has_password(), session.device_id()));
-            if session.is_locked() {
-                match &access_key {
-                    Some(key) => session.validate(key.as_ref())?,
-                    None => return Err(CoreError::Locked),
+        let result = with_transport(
+            &self.link,
+            self.fallback.as_ref(),
+            self.pcsc.as_ref(),
+            &mut |transport, reader| {
+                let mut session = Session::open(transport, reader)?;
+                info = Some((session.has_password(), session.device_id()));
+                if session.is_locked() {
+                    match &access_key {
+                        Some(key) => session.validate(key.as_ref())?,
+                        None => return Err(CoreError::Locked),
+                    }
                 }
-            }
-            match action.take() {
-                Some(action) => action(&mut session),
-                None => Err(CoreError::Card("operation ran twice".into())),
-            }
-        });
+                match action.take() {
+                    Some(action) => action(&mut session),
+                    None => Err(CoreError::Card("operation ran twice".into())),
+                }
+            },
+        );
         if let Some((has_password, id)) = info {
             if id != self.info.id {
                 // Another key sits in the reader now (or it was reset): treat as removed.
@@ -367,6 +330,9 @@ impl Worker {
 
     /// Every account, with touch/digits details where the key reports them.
     pub fn accounts(&mut self) -> Result<Vec<Credential>, CoreError> {
+        if let Link::Otp { path, .. } = &self.link {
+            return otp::accounts(path);
+        }
         self.session(|session| Ok(session.list_detailed(crate::clock::unix_now())?))
     }
 
@@ -392,7 +358,11 @@ impl Worker {
         if let Some(entries) = self.cache.lock().get(now) {
             return Ok(entries);
         }
-        let entries = match self.session(|session| Ok(session.calculate_all(now)?)) {
+        let entries = match &self.link {
+            Link::Otp { path, .. } => otp::codes(path, now),
+            _ => self.session(|session| Ok(session.calculate_all(now)?)),
+        };
+        let entries = match entries {
             // Reading codes is idempotent: once more after another program's reset.
             Err(CoreError::CardReset) => self.session(|session| Ok(session.calculate_all(now)?))?,
             other => other?,
@@ -411,7 +381,10 @@ impl Worker {
         if touch {
             self.events.touch_pending(&self.info.id, &label, true);
         }
-        let result = self.session(|session| Ok(session.calculate_code(credential, timestamp)?));
+        let result = match &self.link {
+            Link::Otp { path, .. } => otp::calculate(path, credential, timestamp),
+            _ => self.session(|session| Ok(session.calculate_code(credential, timestamp)?)),
+        };
         if touch {
             self.events.touch_pending(&self.info.id, &label, false);
         }
@@ -589,18 +562,35 @@ impl Worker {
         self.cache.lock().clear();
     }
 
-    /// Make the key show itself (blink), dispatched by transport: a HID key would send
-    /// CTAPHID WINK; over CCID (PC/SC) there is no such command, and a virtual key has no
-    /// light. Errors: `NotSupported` with the reason.
+    /// Make the key show itself (blink), dispatched by transport: a key with a CTAPHID
+    /// side (the Nitrokey 3's Secrets App) gets CTAPHID WINK (CTAP 2.1 §11.2.9.2.1); over
+    /// CCID (PC/SC) there is no such command, a YubiKey OTP interface has none either, and
+    /// a virtual key has no light. Errors: `NotSupported` with the reason.
     pub fn wink(&mut self) -> Result<(), CoreError> {
-        match &self.link {
-            Link::Pcsc { .. } => Err(CoreError::NotSupported(
-                "the key cannot identify itself over CCID (PC/SC has no WINK)".into(),
-            )),
-            Link::Virtual { .. } | Link::Sealed { .. } => Err(CoreError::NotSupported(
-                "a virtual key has no light to blink".into(),
-            )),
-        }
+        let hid = match (&self.link, &self.fallback) {
+            (Link::Hid { path, .. }, _) | (Link::Pcsc { .. }, Some(Link::Hid { path, .. })) => {
+                path
+            }
+            (Link::Pcsc { .. }, _) => {
+                return Err(CoreError::NotSupported(
+                    "the key cannot identify itself over CCID (PC/SC has no WINK)".into(),
+                ));
+            }
+            (Link::Otp { .. }, _) => {
+                return Err(CoreError::NotSupported(
+                    "a YubiKey OTP interface has no WINK command".into(),
+                ));
+            }
+            (Link::Virtual { .. } | Link::Sealed { .. }, _) => {
+                return Err(CoreError::NotSupported(
+                    "a virtual key has no light to blink".into(),
+                ));
+            }
+        };
+        let mut secrets = hid.open_secrets().map_err(crate::oath::OathError::Transport)?;
+        secrets
+            .wink()
+            .map_err(|e| CoreError::from(crate::oath::OathError::Transport(e)))
     }
 
     /// Forget the cached codes (session locked, suspend): the next request asks the key.
@@ -630,12 +620,11 @@ fn with_pcsc<R>(
     worker: &mut Worker,
     action: impl FnOnce(&mut Session<&mut dyn Transport>) -> Result<R, CoreError>,
 ) -> Result<R, CoreError> {
-    if matches!(worker.link, Link::Pcsc { .. }) && worker.pcsc.is_none() {
-        worker.pcsc = Some(Pcsc::establish()?);
-    }
+    worker.establish_pcsc()?;
     let mut action = Some(action);
     with_transport(
         &worker.link,
+        worker.fallback.as_ref(),
         worker.pcsc.as_ref(),
         &mut |transport, reader| {
             let mut session = Session::open(transport, reader)?;

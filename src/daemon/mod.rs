@@ -56,6 +56,13 @@ pub struct DaemonArgs {
     /// Do not watch pcscd (only virtual keys)
     #[arg(long)]
     pub no_pcsc: bool,
+    /// Also serve the HID device behind this bridge socket (`oathbridge emulate --hid`;
+    /// repeatable; more in OATHBRIDGE_HID_SOCKETS, colon-separated)
+    #[arg(long = "hid-socket", value_name = "PATH")]
+    pub hid_sockets: Vec<PathBuf>,
+    /// Do not look for HID keys (hidraw, bridge sockets)
+    #[arg(long)]
+    pub no_hid: bool,
     /// Keep keys unlocked when the machine suspends (logind PrepareForSleep)
     #[arg(long)]
     pub keep_unlocked_on_suspend: bool,
@@ -111,6 +118,11 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
     if !args.no_pcsc {
         manager.scan_pcsc().await;
     }
+    let hid_sockets = crate::transport::hid::discovery::bridge_sockets(&args.hid_sockets);
+    if !args.no_hid {
+        manager.scan_hid(&hid_sockets).await;
+    }
+    info!("{} key(s) at start", manager.devices().len());
     let shared: Shared = Arc::new(State {
         manager: manager.clone(),
         registry: Arc::new(tokio::sync::Mutex::new(Registry::default())),
@@ -176,6 +188,11 @@ async fn serve(args: DaemonArgs) -> Result<(), String> {
         manager
             .watch_pcsc()
             .map_err(|e| format!("cannot watch pcscd: {e}"))?;
+    }
+    if !args.no_hid
+        && let Err(error) = manager.watch_hid(hid_sockets)
+    {
+        tracing::warn!(%error, "cannot watch for HID keys");
     }
     session_watch::spawn(
         shared.clone(),

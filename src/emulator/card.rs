@@ -134,6 +134,8 @@ pub struct Card {
     /// CanoKey admin applet: PIN and tries left. Kept in memory only (the state file holds
     /// the OATH applet), so a restarted emulator has the default PIN again.
     admin: admin::AdminPin,
+    /// Set while the card waits for a touch (the HID side sends KEEPALIVE UPNEEDED).
+    touch_waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Card {
@@ -155,6 +157,7 @@ impl Card {
             stats: CardStats::default(),
             unplugged: false,
             admin: admin::AdminPin::default(),
+            touch_waiting: Default::default(),
         }
     }
 
@@ -218,6 +221,12 @@ impl Card {
     /// The shared fault switches.
     pub fn faults(&self) -> FaultHandle {
         self.faults.clone()
+    }
+
+    /// A flag that is true while the card waits for a touch (readable without the card's
+    /// lock, which a touch wait holds).
+    pub fn touch_waiting(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.touch_waiting.clone()
     }
 
     /// Number of stored credentials.
@@ -379,6 +388,14 @@ impl Card {
 
     /// Wait for the (simulated) user to touch the card, per the touch policy.
     fn await_touch(&self) -> Result<(), StatusWord> {
+        use std::sync::atomic::Ordering;
+        self.touch_waiting.store(true, Ordering::Relaxed);
+        let result = self.touch_outcome();
+        self.touch_waiting.store(false, Ordering::Relaxed);
+        result
+    }
+
+    fn touch_outcome(&self) -> Result<(), StatusWord> {
         match self.faults.get().touch {
             TouchPolicy::Approve { delay } => {
                 sleep_if_nonzero(delay);

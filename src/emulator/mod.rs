@@ -3,14 +3,16 @@
 //! - [`Card`]: the applet (YubiKey 5.7 or Nitrokey 3 behaviour, see [`Profile`]), with
 //!   fault switches ([`Faults`]), APDU counters ([`CardStats`]) and an optional state file;
 //! - [`EmulatorTransport`]: an in-process [`crate::oath::Transport`] over a shared card;
-//! - [`vpcd`]: a bridge that plugs the card into pcscd's virtual reader (vsmartcard vpcd).
+//! - [`vpcd`]: a bridge that plugs the card into pcscd's virtual reader (vsmartcard vpcd);
+//! - [`hid`]: the card (or a YubiKey OTP application) as a HID device behind a Unix socket.
 
 mod card;
 mod faults;
+pub mod hid;
 mod profile;
 mod state;
 mod stats;
-mod transport;
+pub(crate) mod transport;
 pub mod vpcd;
 
 #[cfg(test)]

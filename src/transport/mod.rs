@@ -1,4 +1,5 @@
 //! Real transports for [`crate::oath::Transport`].
 
+pub mod hid;
 pub mod holders;
 pub mod pcsc;

@@ -52,6 +52,13 @@ impl From<pcsc::Error> for PcscError {
 
 /// Default for [`shared_wait`], in milliseconds.
 pub const DEFAULT_SHARED_WAIT_MS: u64 = 2000;
+/// How long a key that also has a HID side waits for its reader before using HID.
+const FALLBACK_SHARED_WAIT: Duration = Duration::from_millis(200);
+
+/// [`shared_wait`] for a key that also has a HID side: at most 200 ms.
+pub fn fallback_shared_wait() -> Duration {
+    shared_wait().min(FALLBACK_SHARED_WAIT)
+}
 
 /// How long a connect waits for another program's exclusive hold to end: 2 s, or
 /// `OATHBRIDGE_SHARED_WAIT_MS` (milliseconds; 0 fails at once).
@@ -130,8 +137,14 @@ impl Pcsc {
     /// exclusively for a moment (ykman, scdaemon) is waited for, with a growing pause, for
     /// up to [`shared_wait`]; a longer hold is [`PcscError::SharingViolation`].
     pub fn connect(&self, reader: &str) -> Result<PcscCard, PcscError> {
+        self.connect_waiting(reader, shared_wait())
+    }
+
+    /// Like [`Pcsc::connect`], waiting at most `wait` for an exclusive hold to end (short
+    /// when the key has another way in: its HID side).
+    pub fn connect_waiting(&self, reader: &str, wait: Duration) -> Result<PcscCard, PcscError> {
         let name = CString::new(reader).map_err(|_| PcscError::BadReaderName)?;
-        let deadline = Instant::now() + shared_wait();
+        let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(10);
         let card = loop {
             match self

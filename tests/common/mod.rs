@@ -35,6 +35,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod holder;
 pub mod keyring;
 pub mod proc;
 pub mod x11;
