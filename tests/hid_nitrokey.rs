@@ -228,3 +228,27 @@ fn a_denied_touch_over_ctaphid_is_a_touch_timeout() {
         "{took:?}"
     );
 }
+
+#[test]
+fn identify_blinks_a_key_over_ctaphid() {
+    let bed = TestBed::start();
+    let socket = socket_in(&bed, "wink.sock");
+    let _emulator = HidOnly::start(
+        &bed,
+        &socket,
+        &["--profile", "nitrokey", "--serial", "77", "-v"],
+    );
+    let json = ok(&bed, &socket, &["--json", "devices"], "");
+    let devices: serde_json::Value = serde_json::from_str(&json).expect("devices JSON");
+    let id = devices[0]["id"].as_str().expect("a device id").to_owned();
+    let log = || std::fs::read_to_string(bed.dir().join("hid-only.log")).unwrap_or_default();
+    assert!(!log().contains("CTAPHID WINK"), "{}", log());
+    let run = cli(&bed, &socket, &["devices", "--identify", &id], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("showing itself"), "{}", run.stderr);
+    assert!(
+        log().contains("CTAPHID WINK"),
+        "the emulator saw no WINK: {}",
+        log()
+    );
+}

@@ -136,6 +136,32 @@ impl Backend for DirectBackend {
         &self.keys.keys
     }
 
+    /// A key with a Secrets App HID side blinks (CTAPHID WINK, CTAP 2.1 §11.2.9.2.1);
+    /// over CCID alone, or a YubiKey OTP interface, it cannot (exit 8).
+    fn identify(&mut self, key: usize) -> CliResult<()> {
+        let found = &self.keys.keys[key];
+        let Some(hid) = found.access.hid.as_ref().filter(|_| !found.access.otp) else {
+            return Err(CliError::Coded {
+                code: super::error::exit::UNSUPPORTED,
+                message: format!(
+                    "key {} cannot identify itself over {} (no WINK there)",
+                    found.id,
+                    if found.access.otp {
+                        "its OTP interface"
+                    } else {
+                        "CCID"
+                    }
+                ),
+            });
+        };
+        let mut secrets = hid
+            .open_secrets()
+            .map_err(crate::oath::OathError::Transport)?;
+        secrets
+            .wink()
+            .map_err(|e| CliError::from(crate::oath::OathError::Transport(e)))
+    }
+
     fn list(&mut self, key: usize) -> CliResult<Vec<Credential>> {
         if self.keys.keys[key].access.otp {
             return super::hid_keys::list(&self.keys.keys[key]);

@@ -568,9 +568,7 @@ impl Worker {
     /// a virtual key has no light. Errors: `NotSupported` with the reason.
     pub fn wink(&mut self) -> Result<(), CoreError> {
         let hid = match (&self.link, &self.fallback) {
-            (Link::Hid { path, .. }, _) | (Link::Pcsc { .. }, Some(Link::Hid { path, .. })) => {
-                path
-            }
+            (Link::Hid { path, .. }, _) | (Link::Pcsc { .. }, Some(Link::Hid { path, .. })) => path,
             (Link::Pcsc { .. }, _) => {
                 return Err(CoreError::NotSupported(
                     "the key cannot identify itself over CCID (PC/SC has no WINK)".into(),
@@ -587,7 +585,9 @@ impl Worker {
                 ));
             }
         };
-        let mut secrets = hid.open_secrets().map_err(crate::oath::OathError::Transport)?;
+        let mut secrets = hid
+            .open_secrets()
+            .map_err(crate::oath::OathError::Transport)?;
         secrets
             .wink()
             .map_err(|e| CoreError::from(crate::oath::OathError::Transport(e)))
