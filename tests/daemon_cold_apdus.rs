@@ -1,7 +1,7 @@
 //! The daemon's start on a key with accounts, counted in pcscd's APDU log: it identifies
-//! the key, lists it once (LIST + CALCULATE ALL, whose codes it keeps), and the first
-//! GetCodes (the call that would have activated it) is answered without another card
-//! exchange.
+//! the key, lists it once (LIST + CALCULATE ALL, whose codes it keeps), and the call that
+//! activated it (`oathbridge code`, through D-Bus activation) is answered without another
+//! card exchange.
 //!
 //! Its own test binary: pcscd's APDU log is switched on through the process environment.
 
@@ -28,7 +28,7 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
     // SAFETY: this binary has this single test, and nothing else runs yet.
     unsafe { std::env::set_var(common::PCSCD_DEBUG_ENV, "1") };
     let mut bed = common::TestBed::start();
-    bed.attach_card(0, &[]);
+    bed.attach_card(0, &["--apdu-latency-ms", "3"]);
     let mut uris: String = (0..4)
         .map(|i| format!("otpauth://totp/Cold:user{i}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n"))
         .collect();
@@ -38,9 +38,31 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
     assert_eq!(added.code, 0, "{}", added.stderr);
     let offset = std::fs::metadata(bed.dir().join("pcscd.log")).map_or(0, |m| m.len() as usize);
 
-    bed.start_dbus();
+    // Activated by the CLI's first call, as on a desktop.
+    let services = bed.dir().join("services");
+    std::fs::create_dir_all(&services).expect("mkdir services");
+    std::fs::write(
+        services.join(format!("{BUS_NAME}.service")),
+        format!(
+            "[D-BUS Service]\nName={BUS_NAME}\nExec={} daemon\n",
+            env!("CARGO_BIN_EXE_oathbridge")
+        ),
+    )
+    .expect("write the service file");
+    bed.start_dbus_with_services(&services);
     let bus = Bus::connect(&bed);
-    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
+    assert_eq!(
+        bus.owner_pid(BUS_NAME),
+        None,
+        "not running before the CLI call"
+    );
+    let code = run_cli(&bed, &["code"], "");
+    assert_eq!(code.code, 0, "{}", code.stderr);
+    assert_eq!(code.stdout.lines().count(), 5, "{}", code.stdout);
+    assert!(
+        bus.owner_pid(BUS_NAME).is_some(),
+        "the CLI activated the daemon"
+    );
     let entries = bus.get_codes(&[]);
     assert_eq!(entries.len(), 5, "{entries:?}");
     assert!(
@@ -69,4 +91,8 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
         "expected identify (SELECT), one listing (SELECT + LIST + CALCULATE ALL + CALCULATE \
          of the 60 s account) and nothing for the first GetCodes; got {apdus:#?}"
     );
+    let pid = bus
+        .owner_pid(BUS_NAME)
+        .expect("the activated daemon owns the name");
+    common::proc::stop_pid(pid, std::time::Duration::from_secs(3));
 }
