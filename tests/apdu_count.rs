@@ -5,22 +5,6 @@ mod common;
 
 use common::cli::run_cli;
 
-/// The command APDUs pcscd logged after byte `offset` of its log.
-fn apdus_since(bed: &common::TestBed, offset: usize) -> Vec<String> {
-    let log = std::fs::read(bed.dir().join("pcscd.log")).expect("read pcscd.log");
-    String::from_utf8_lossy(&log[offset.min(log.len())..])
-        .lines()
-        .filter_map(|line| {
-            line.split_once("APDU: ")
-                .map(|(_, apdu)| apdu.trim().to_owned())
-        })
-        .collect()
-}
-
-fn log_len(bed: &common::TestBed) -> usize {
-    std::fs::metadata(bed.dir().join("pcscd.log")).map_or(0, |m| m.len() as usize)
-}
-
 #[test]
 fn direct_code_sends_select_and_calculate_all_only() {
     // SAFETY: this binary has this single test, and nothing else runs yet: no other thread
@@ -42,11 +26,11 @@ fn direct_code_sends_select_and_calculate_all_only() {
         "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
     );
     assert_eq!(added.code, 0, "{}", added.stderr);
-    let offset = log_len(&bed);
+    let offset = bed.pcscd_log_len();
     let run = run_cli(&bed, &["--direct", "code", "--at", "59"], "");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("94287082"), "{}", run.stdout);
-    let apdus = apdus_since(&bed, offset);
+    let apdus = bed.apdus_since(offset);
     let kinds: Vec<&str> = apdus.iter().map(|a| &a[..a.len().min(11)]).collect();
     assert_eq!(
         kinds,

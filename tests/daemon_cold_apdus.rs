@@ -11,18 +11,6 @@ mod daemon_common;
 use common::cli::run_cli;
 use daemon_common::*;
 
-/// INS bytes (with P1 P2) of the command APDUs logged after byte `offset`.
-fn commands_since(bed: &common::TestBed, offset: usize) -> Vec<String> {
-    let log = std::fs::read(bed.dir().join("pcscd.log")).expect("read pcscd.log");
-    String::from_utf8_lossy(&log[offset.min(log.len())..])
-        .lines()
-        .filter_map(|line| {
-            line.split_once("APDU: ")
-                .map(|(_, apdu)| apdu.trim().to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn start_lists_once_and_first_get_codes_sends_nothing() {
     // SAFETY: this binary has this single test, and nothing else runs yet.
@@ -36,7 +24,7 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
     uris.push_str("otpauth://totp/Cold:slow?secret=KRSXG5CTMVRXEZLU&period=60\n");
     let added = run_cli(&bed, &["--direct", "add", "--from", "-"], &uris);
     assert_eq!(added.code, 0, "{}", added.stderr);
-    let offset = std::fs::metadata(bed.dir().join("pcscd.log")).map_or(0, |m| m.len() as usize);
+    let offset = bed.pcscd_log_len();
 
     // Activated by the CLI's first call, as on a desktop.
     let services = bed.dir().join("services");
@@ -70,7 +58,7 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
         "{entries:?}"
     );
 
-    let apdus = commands_since(&bed, offset);
+    let apdus = bed.apdus_since(offset);
     let count = |prefix: &str| apdus.iter().filter(|a| a.starts_with(prefix)).count();
     let selects = count("00 A4 04 00");
     let lists = count("00 A1 00 00");

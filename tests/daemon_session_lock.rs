@@ -5,14 +5,11 @@
 mod common;
 mod daemon_common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::TestBed;
 use common::keyring::start_keyring;
-use daemon_common::{Bus, Daemon, Dict, block_on, get_str, wait_until};
+use daemon_common::{Bus, Daemon, Dict, SystemBus, block_on, get_str, wait_until};
 use zbus::zvariant::Value;
 
 const DEVICE: &str = "io.github.oathbridge.OathBridge1.Device";
@@ -20,36 +17,8 @@ const DEVICE: &str = "io.github.oathbridge.OathBridge1.Device";
 const SEED: &[u8] = b"12345678901234567890";
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A private bus standing in for the system bus, shared by this binary's tests; the
-/// daemons they start find it through `DBUS_SYSTEM_BUS_ADDRESS`.
-fn system_bus() -> &'static str {
-    static BUS: OnceLock<(String, Child)> = OnceLock::new();
-    &BUS.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("oathbridge-system-bus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("system bus dir");
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!("--address=unix:path={}/bus", dir.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (package dbus-daemon) must be installed");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("dbus-daemon address");
-        let address = line.trim().to_owned();
-        assert!(!address.is_empty(), "dbus-daemon printed no address");
-        // SAFETY: set once, before any daemon of this binary is spawned by this test.
-        unsafe { std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address) };
-        (address, child)
-    })
-    .0
-}
-
-/// The tests that play logind share one "system" bus (the daemon finds it through the
-/// process environment): they take turns, so one test's PrepareForSleep never locks
+/// Each test starts its own "system" bus ([`SystemBus`]); the daemon finds it through the
+/// process environment, so the tests take turns: one test's PrepareForSleep never reaches
 /// another test's daemon.
 fn logind_turn() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -82,7 +51,6 @@ struct Setup {
 
 impl Setup {
     fn new(card_args: &[&str], daemon_args: &[&str]) -> Setup {
-        system_bus();
         let mut bed = TestBed::start();
         let card = bed.attach_card(0, card_args);
         bed.start_dbus();
@@ -150,6 +118,8 @@ impl Setup {
 
 #[test]
 fn a_replug_the_frozen_daemon_did_not_see_locks_the_key() {
+    let _turn = logind_turn();
+    let _system = SystemBus::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("card.json");
     let state = state.display().to_string();
@@ -178,10 +148,11 @@ fn a_replug_the_frozen_daemon_did_not_see_locks_the_key() {
 #[test]
 fn suspend_and_session_lock_lock_the_key() {
     let _turn = logind_turn();
+    let system = SystemBus::start();
     let setup = Setup::new(&[], &[]);
-    let logind = connect(system_bus());
+    let logind = connect(&system.address);
     block_on(logind.request_name("org.freedesktop.login1")).expect("own login1");
-    let impostor = connect(system_bus());
+    let impostor = connect(&system.address);
     let manager = ("/org/freedesktop/login1", "org.freedesktop.login1.Manager");
 
     // A signal from anyone but logind's name owner changes nothing.
@@ -227,6 +198,7 @@ fn suspend_and_session_lock_lock_the_key() {
 #[test]
 fn locking_can_be_turned_off() {
     let _turn = logind_turn();
+    let system = SystemBus::start();
     let setup = Setup::new(
         &[],
         &[
@@ -234,7 +206,7 @@ fn locking_can_be_turned_off() {
             "--keep-unlocked-on-screen-lock",
         ],
     );
-    let logind = connect(system_bus());
+    let logind = connect(&system.address);
     block_on(logind.request_name("org.freedesktop.login1")).expect("own login1");
     emit(
         &logind,
@@ -256,7 +228,7 @@ fn locking_can_be_turned_off() {
 #[test]
 fn remembered_keys_come_back_silently_after_a_suspend() {
     let _turn = logind_turn();
-    system_bus();
+    let system = SystemBus::start();
     let mut bed = TestBed::start();
     bed.attach_card(0, &[]);
     bed.start_dbus();
@@ -267,7 +239,7 @@ fn remembered_keys_come_back_silently_after_a_suspend() {
     bus.call(&device, DEVICE, "SetPassword", &("", "pw", true))
         .expect("SetPassword with remember");
     assert!(bus.bool_property(&device, DEVICE, "Remembered"));
-    let logind = connect(system_bus());
+    let logind = connect(&system.address);
     block_on(logind.request_name("org.freedesktop.login1")).expect("own login1");
     emit(
         &logind,

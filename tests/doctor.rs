@@ -9,17 +9,13 @@
 mod common;
 mod daemon_common;
 
-use std::ffi::CString;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::TestBed;
 use common::cli::{CliRun, run_command};
 use common::keyring::start_keyring;
-use common::proc::{pid_alive, signal, stop_child};
+use common::proc::{pid_alive, signal};
 use daemon_common::{Bus, Daemon};
 
 /// Every check, in the order doctor prints them.
@@ -42,7 +38,6 @@ const CHECKS: [&str; 11] = [
 const HOST_DEPENDENT: [&str; 3] = ["clock", "usb", "hidraw"];
 /// doctor bounds each external call by 2 s; a whole run stays far below this.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
-const HOLD_ENV: &str = "OATHBRIDGE_DOCTOR_TEST_HOLD_READER";
 
 /// `oathbridge doctor` (plus `extra` arguments first) with the bed's environment, without
 /// an inherited `$GNUPGHOME` unless `gnupghome` is given.
@@ -241,90 +236,23 @@ fn no_card_in_any_reader_fails_with_plug_it_in() {
     assert_eq!(json.code, 1);
 }
 
-/// Started by `exclusive_holder_is_named_and_left_alone` as `scdaemon`: holds the card in
-/// `$OATHBRIDGE_DOCTOR_TEST_HOLD_READER` exclusively until its stdin closes.
+/// Started by `exclusive_holder_is_named_and_left_alone` as `scdaemon`
+/// ([`common::holder::Holder`]): holds a card exclusively until its stdin closes.
 #[test]
 #[ignore = "helper process of exclusive_holder_is_named_and_left_alone"]
 fn hold_card_exclusively() {
-    let Ok(reader) = std::env::var(HOLD_ENV) else {
-        return;
-    };
-    let context = pcsc::Context::establish(pcsc::Scope::User).expect("holder: establish");
-    let name = CString::new(reader).expect("reader name");
-    let card = context
-        .connect(&name, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
-        .expect("holder: exclusive connect");
-    println!("holding");
-    std::io::stdout().flush().expect("flush");
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    let _ = card.disconnect(pcsc::Disposition::LeaveCard);
-}
-
-/// This test binary, run as `scdaemon` holding `reader` exclusively.
-fn start_holder(bed: &TestBed, reader: &str) -> Child {
-    let dir = bed.dir().join("holder");
-    std::fs::create_dir_all(&dir).expect("holder dir");
-    let link = dir.join("scdaemon");
-    std::os::unix::fs::symlink(std::env::current_exe().expect("test exe"), &link)
-        .expect("symlink the holder");
-    let mut command = std::process::Command::new(&link);
-    bed.apply_env(&mut command);
-    command
-        .args([
-            "hold_card_exclusively",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOLD_ENV, reader)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(bed.dir().join("holder.log")).expect("holder.log"));
-    let mut child = command.spawn().expect("start the holder");
-    let stdout = child.stdout.take().expect("holder stdout");
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut said = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match receiver.recv_timeout(left) {
-            // libtest prints "test hold_card_exclusively ... " without a newline first.
-            Ok(line) if line.trim_end().ends_with("holding") => break,
-            Ok(line) => said.push(line),
-            Err(_) => {
-                stop_child(&mut child, Duration::from_secs(2));
-                panic!(
-                    "the holder did not take the card; it said:\n{}\n{}",
-                    said.join("\n"),
-                    bed.logs()
-                );
-            }
-        }
-    }
-    child
+    common::holder::hold_if_asked();
 }
 
 #[test]
 fn exclusive_holder_is_named_and_left_alone() {
     let mut bed = TestBed::start();
     let card = bed.attach_card(0, &["--profile", "yubikey"]);
-    let mut holder = start_holder(&bed, card.reader());
+    let mut holder = common::holder::Holder::start_as(&bed, card.reader(), Some("scdaemon"));
     let run = doctor(&bed);
-    let still_running = matches!(holder.try_wait(), Ok(None));
-    let holder_pid = holder.id();
-    // Closing stdin lets the holder release the card and exit.
-    drop(holder.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while matches!(holder.try_wait(), Ok(None)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop_child(&mut holder, Duration::from_secs(2));
+    let still_running = holder.is_holding();
+    let holder_pid = holder.pid();
+    drop(holder); // releases the card
     assert!(still_running, "doctor must not stop the holder");
 
     assert_eq!(run.code, 1, "{}", run.stdout);

@@ -5,14 +5,14 @@
 mod common;
 mod daemon_common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::TestBed;
 use daemon_common::{
-    Bus, Daemon, Dict, block_on, block_on_for, get_str, runtime, wait_property_during, wait_until,
+    Bus, Daemon, Dict, SystemBus, block_on, block_on_for, get_str, runtime, wait_property_during,
+    wait_until,
 };
 use zbus::zvariant::Value;
 
@@ -57,6 +57,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `virtual-key seal FILE --seal-with FIDO`, which must succeed.
+fn seal(bed: &TestBed, file: &Path, fido: &str) {
+    let file = file.to_str().expect("UTF-8 temp path");
+    let out = run(bed, &["virtual-key", "seal", file, "--seal-with", fido], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// A clear-text state file (src/emulator/state.rs format) holding the RFC 6238 seed.
 fn clear_state_file(path: &Path) {
     let state = serde_json::json!({
@@ -71,48 +78,6 @@ fn clear_state_file(path: &Path) {
 
 fn sealed(path: &Path) -> bool {
     std::fs::read(path).is_ok_and(|b| b.starts_with(b"OBSEALVK"))
-}
-
-/// A private bus standing in for the system bus, one per test (stopped on drop). The
-/// daemon finds it through `DBUS_SYSTEM_BUS_ADDRESS`, set while the test holds
-/// [`daemon_turn`].
-struct SystemBus {
-    address: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl SystemBus {
-    fn start() -> SystemBus {
-        let dir = tempfile::tempdir().expect("system bus dir");
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!("--address=unix:path={}/bus", dir.path().display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (package dbus-daemon) must be installed");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("dbus-daemon address");
-        let address = line.trim().to_owned();
-        assert!(!address.is_empty(), "dbus-daemon printed no address");
-        // SAFETY: daemons of this binary start only under `daemon_turn`, after this.
-        unsafe { std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address) };
-        SystemBus {
-            address,
-            child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for SystemBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn code_at_59(bus: &Bus) -> Option<String> {
@@ -389,18 +354,7 @@ fn tampered_truncated_newer_and_wrong_key_files_are_refused_untouched() {
     let file = dir.path().join("vk.json");
     clear_state_file(&file);
     let bed = TestBed::start();
-    let out = run(
-        &bed,
-        &[
-            "virtual-key",
-            "seal",
-            file.to_str().unwrap(),
-            "--seal-with",
-            &fido,
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    seal(&bed, &file, &fido);
     let good = std::fs::read(&file).expect("read");
 
     let variant = |name: &str, bytes: &[u8]| -> PathBuf {
@@ -462,18 +416,7 @@ fn emulate_serves_a_sealed_key_through_pcscd() {
     let file = dir.path().join("vk.json");
     clear_state_file(&file);
     let mut bed = TestBed::start();
-    let out = run(
-        &bed,
-        &[
-            "virtual-key",
-            "seal",
-            file.to_str().unwrap(),
-            "--seal-with",
-            &fido,
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    seal(&bed, &file, &fido);
     let file = file.display().to_string();
     let _card = bed.attach_card(0, &["--state", &file, "--fido", &fido]);
     let out = run(&bed, &["--direct", "code", "alice", "--at", "59"], "");
@@ -548,18 +491,7 @@ fn pulling_the_fido_key_locks_the_sealed_key() {
     let file = dir.path().join("vk.json");
     clear_state_file(&file);
     let bed = TestBed::start();
-    let out = run(
-        &bed,
-        &[
-            "virtual-key",
-            "seal",
-            file.to_str().unwrap(),
-            "--seal-with",
-            &fido,
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    seal(&bed, &file, &fido);
     let served = serve(&file, &fido);
     let (bus, device) = (&served.bus, served.device.as_str());
     bus.call(device, DEVICE, "Unlock", &("", false))
@@ -638,18 +570,7 @@ fn a_pin_set_after_sealing_does_not_lock_the_file_out() {
     let file = dir.path().join("vk.json");
     clear_state_file(&file);
     let bed = TestBed::start();
-    let out = run(
-        &bed,
-        &[
-            "virtual-key",
-            "seal",
-            file.to_str().unwrap(),
-            "--seal-with",
-            &fido,
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    seal(&bed, &file, &fido);
     let info = run(&bed, &["virtual-key", "info", file.to_str().unwrap()], "");
     assert!(String::from_utf8_lossy(&info.stdout).contains("opens with touch"));
     // The same device secret, now with a PIN.
@@ -670,18 +591,7 @@ fn unlock_shows_touch_pending_while_the_fido_key_waits() {
     let file = dir.path().join("vk.json");
     clear_state_file(&file);
     let bed = TestBed::start();
-    let out = run(
-        &bed,
-        &[
-            "virtual-key",
-            "seal",
-            file.to_str().unwrap(),
-            "--seal-with",
-            &fido,
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    seal(&bed, &file, &fido);
     let slow = serde_json::json!({"format": 1, "master": hex(&[17; 32]), "pin": null,
         "pin_retries": 8, "touch": "approve", "made": 1, "touch_delay_ms": 1500});
     std::fs::write(&fido_file, slow.to_string()).expect("slow touch");

@@ -111,6 +111,13 @@ fn a_key_on_ccid_and_hid_is_one_device_served_over_hid_while_ccid_is_held() {
     assert_eq!(devices.len(), 1, "one key, one device: {devices:?}");
     let device = devices[0].clone();
     assert_eq!(bus.str_property(&device, DEVICE, "Reader"), card.reader());
+    let transports = Vec::<String>::try_from(bus.property(&device, DEVICE, "Transports"))
+        .expect("Transports is an as");
+    assert_eq!(transports, ["ccid", "hid"]);
+    // `devices` through the daemon says so too.
+    let listed = common::cli::run_cli(&bed, &["devices"], "");
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("via ccid+hid"), "{}", listed.stdout);
     add_account(&bus, &device);
     assert_eq!(
         codes_at(&bus, 59),
@@ -159,6 +166,9 @@ fn a_hid_key_without_pcscd_comes_and_goes_with_the_usual_signals() {
         reader.contains("HID") && reader.contains("hid-only.sock"),
         "{reader}"
     );
+    let transports = Vec::<String>::try_from(bus.property(&device, DEVICE, "Transports"))
+        .expect("Transports is an as");
+    assert_eq!(transports, ["hid"]);
     let account = add_account(&bus, &device);
     assert_eq!(
         codes_at(&bus, 59),

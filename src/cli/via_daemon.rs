@@ -19,7 +19,7 @@ use super::keys::{Key, KeyFilter, Keys};
 use crate::daemon::{BUS_NAME, ROOT_PATH};
 use crate::import::plan::Planned;
 use crate::oath::{Code, CodeEntry, Credential, CredentialId, OathError};
-use props::{Properties, big_number, flag, from_dbus, number, parse_version, path, text};
+use props::{Properties, big_number, flag, from_dbus, number, parse_version, path, text, texts};
 
 const DEVICE_IFACE: &str = "io.github.oathbridge.OathBridge1.Device";
 const ACCOUNT_IFACE: &str = "io.github.oathbridge.OathBridge1.Account";
@@ -171,7 +171,7 @@ impl DaemonBackend {
                 capacity: usize::try_from(number(props, "Capacity"))
                     .ok()
                     .filter(|c| *c != 0),
-                transports: Vec::new(),
+                transports: texts(props, "Transports"),
                 access: Default::default(),
             };
             if let Some(reader) = &filter.reader

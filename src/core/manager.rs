@@ -83,6 +83,23 @@ impl DeviceManager {
             .collect()
     }
 
+    /// How the key is reached now: "ccid" (PC/SC), "hid" (CTAPHID or the OTP interface),
+    /// both for a key found on both; empty for a virtual key or an unknown id.
+    pub fn transports(&self, id: &str) -> Vec<&'static str> {
+        let devices = self.lock();
+        let Some(entry) = devices.get(id) else {
+            return Vec::new();
+        };
+        let mut transports = Vec::new();
+        if entry.ccid.is_some() {
+            transports.push("ccid");
+        }
+        if entry.hid.is_some() {
+            transports.push("hid");
+        }
+        transports
+    }
+
     pub fn get(&self, id: &str) -> Result<DeviceSnapshot, CoreError> {
         self.lock()
             .get(id)

@@ -249,6 +249,24 @@ impl Device {
             .unwrap_or_default())
     }
 
+    /// How the key is reached: "ccid" (PC/SC), "hid" (CTAPHID or the YubiKey OTP
+    /// interface), or both for one key found on both; empty for a virtual key.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn transports(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<Vec<String>> {
+        check_reader(connection, header.as_ref()).await?;
+        Ok(self
+            .shared
+            .manager
+            .transports(&self.id)
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// Serial number; 0 when the key does not tell it over OATH.
     #[zbus(property(emits_changed_signal = "const"))]
     async fn serial(

@@ -46,7 +46,24 @@ pub struct Holder {
 impl Holder {
     /// Start the helper on `reader` and wait (10 s) until it holds the card.
     pub fn start(bed: &TestBed, reader: &str) -> Holder {
-        let mut command = std::process::Command::new(std::env::current_exe().expect("test exe"));
+        Self::start_as(bed, reader, None)
+    }
+
+    /// [`Holder::start`], the process named `name` (a symlink to the test binary), e.g.
+    /// `scdaemon` for checks that name the holder.
+    pub fn start_as(bed: &TestBed, reader: &str, name: Option<&str>) -> Holder {
+        let exe = std::env::current_exe().expect("test exe");
+        let program = match name {
+            Some(name) => {
+                let dir = bed.dir().join("holder");
+                std::fs::create_dir_all(&dir).expect("holder dir");
+                let link = dir.join(name);
+                std::os::unix::fs::symlink(&exe, &link).expect("symlink the holder");
+                link
+            }
+            None => exe,
+        };
+        let mut command = std::process::Command::new(program);
         bed.apply_env(&mut command);
         command
             .args([
@@ -90,6 +107,10 @@ impl Holder {
     /// Still holding (the process runs).
     pub fn is_holding(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

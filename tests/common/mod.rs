@@ -533,6 +533,24 @@ impl TestBed {
         &self.dir
     }
 
+    /// The size of pcscd's log now (a start offset for [`TestBed::apdus_since`]).
+    pub fn pcscd_log_len(&self) -> usize {
+        std::fs::metadata(self.dir.join("pcscd.log")).map_or(0, |m| m.len() as usize)
+    }
+
+    /// The command APDUs (hex, spaced) pcscd logged after byte `offset` of its log; needs
+    /// [`PCSCD_DEBUG_ENV`]=1 before the bed starts.
+    pub fn apdus_since(&self, offset: usize) -> Vec<String> {
+        let log = std::fs::read(self.dir.join("pcscd.log")).expect("read pcscd.log");
+        String::from_utf8_lossy(&log[offset.min(log.len())..])
+            .lines()
+            .filter_map(|line| {
+                line.split_once("APDU: ")
+                    .map(|(_, apdu)| apdu.trim().to_owned())
+            })
+            .collect()
+    }
+
     /// vpcd's TCP port for slot 0; slot 1 is `port() + 1`.
     pub fn port(&self) -> u16 {
         self.port

@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -898,5 +899,49 @@ impl Daemon {
             (bus.devices().len() == devices).then_some(())
         });
         daemon
+    }
+}
+
+/// A private bus standing in for the system bus (the test plays logind on it), stopped on
+/// drop. The daemon finds it through `DBUS_SYSTEM_BUS_ADDRESS`, which `start` sets in the
+/// process environment: callers start daemons only while they hold their binary's turn
+/// lock, so one test's signals never reach another test's daemon.
+pub struct SystemBus {
+    pub address: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SystemBus {
+    pub fn start() -> SystemBus {
+        let dir = tempfile::tempdir().expect("system bus dir");
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .arg(format!("--address=unix:path={}/bus", dir.path().display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (package dbus-daemon) must be installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("dbus-daemon address");
+        let address = line.trim().to_owned();
+        assert!(!address.is_empty(), "dbus-daemon printed no address");
+        // SAFETY: the callers' turn lock: no other thread of the binary reads the
+        // environment (spawns a daemon) meanwhile.
+        unsafe { std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address) };
+        SystemBus {
+            address,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for SystemBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -18,6 +18,14 @@ pub fn text(props: &Properties, name: &str) -> String {
         .to_owned()
 }
 
+/// An `as` property (empty when absent or of another type).
+pub fn texts(props: &Properties, name: &str) -> Vec<String> {
+    props
+        .get(name)
+        .and_then(|v| <Vec<String>>::try_from(v.try_clone().ok()?).ok())
+        .unwrap_or_default()
+}
+
 pub fn number(props: &Properties, name: &str) -> u32 {
     props
         .get(name)
