@@ -17,11 +17,12 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
     unsafe { std::env::set_var(common::PCSCD_DEBUG_ENV, "1") };
     let mut bed = common::TestBed::start();
     bed.attach_card(0, &["--apdu-latency-ms", "3"]);
-    let mut uris: String = (0..4)
-        .map(|i| format!("otpauth://totp/Cold:user{i}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n"))
-        .collect();
-    // A 60 s account is calculated on its own after CALCULATE ALL.
-    uris.push_str("otpauth://totp/Cold:slow?secret=KRSXG5CTMVRXEZLU&period=60\n");
+    let uris = "otpauth://totp/GitHub:alice?secret=JBSWY3DPEHPK3PXP&issuer=GitHub
+otpauth://totp/Google:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Google
+otpauth://totp/Amazon%20Web%20Services:alice@123456789012?secret=MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43UOV3HO6DZPIYTEMZUGU3DOOBZ&issuer=Amazon%20Web%20Services
+otpauth://totp/Example:sha256?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA&algorithm=SHA256&digits=8
+otpauth://totp/Example:slow?secret=KRSXG5CTMVRXEZLU&period=60
+".to_string();
     let added = run_cli(&bed, &["--direct", "add", "--from", "-"], &uris);
     assert_eq!(added.code, 0, "{}", added.stderr);
     let offset = bed.pcscd_log_len();
@@ -54,7 +55,7 @@ fn start_lists_once_and_first_get_codes_sends_nothing() {
     let entries = bus.get_codes(&[]);
     assert_eq!(entries.len(), 5, "{entries:?}");
     assert!(
-        entries.iter().all(|e| get_str(e, "code").len() == 6),
+        entries.iter().all(|e| !get_str(e, "code").is_empty()),
         "{entries:?}"
     );
 
