@@ -19,10 +19,11 @@ use common::proc::{pid_alive, signal};
 use daemon_common::{Bus, Daemon};
 
 /// Every check, in the order doctor prints them.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 12] = [
     "pcscd",
     "readers",
     "keys",
+    "hid",
     "usb",
     "exclusive",
     "scdaemon",
@@ -33,9 +34,9 @@ const CHECKS: [&str; 11] = [
     "clock",
 ];
 /// Checks whose outcome depends on the machine running the tests, not on the bed: the
-/// clock (timedatectl needs systemd-timedated, absent in containers), and USB/hidraw (a
-/// real key plugged into the host is invisible to the bed's private pcscd).
-const HOST_DEPENDENT: [&str; 3] = ["clock", "usb", "hidraw"];
+/// clock (timedatectl needs systemd-timedated, absent in containers), and USB/hidraw/hid (a
+/// real key plugged into the host is invisible to the bed's private pcscd, not to these).
+const HOST_DEPENDENT: [&str; 4] = ["clock", "usb", "hidraw", "hid"];
 /// doctor bounds each external call by 2 s; a whole run stays far below this.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
@@ -184,7 +185,7 @@ fn pcscd_stopped_is_a_failure_with_the_command_that_starts_it() {
         &run,
         "keys",
         "warn  keys: not checked over PC/SC",
-        &["HID not checked yet"],
+        &["HID: see hid"],
     );
 }
 
@@ -207,7 +208,7 @@ fn no_card_in_any_reader_fails_with_plug_it_in() {
     assert_line(
         &run,
         "keys",
-        "FAIL  keys: no card in any reader: no OATH key over PC/SC; HID not checked yet",
+        "FAIL  keys: no card in any reader: no OATH key over PC/SC; HID: see hid",
         &["fix: plug the key in"],
     );
     assert_line(
@@ -294,10 +295,7 @@ fn exclusive_holder_is_named_and_left_alone() {
         &run,
         "keys",
         "ok    keys: PC/SC: ",
-        &[
-            "(id ",
-            &format!(") in {}; HID not checked yet", card.reader()),
-        ],
+        &["(id ", &format!(") in {}; HID: see hid", card.reader())],
     );
 }
 
@@ -448,7 +446,7 @@ fn a_healthy_bed_has_only_the_expected_warnings() {
         &run,
         "keys",
         "ok    keys: PC/SC: ",
-        &[&format!(") in {}; HID not checked yet", card.reader())],
+        &[&format!(") in {}; HID: see hid", card.reader())],
     );
     assert_line(
         &run,
@@ -511,4 +509,40 @@ fn a_healthy_bed_has_only_the_expected_warnings() {
     );
     let keys = &value["checks"][2]["details"];
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+}
+
+/// A key with a HID side (a Nitrokey 3 on the emulator's bridge): the `hid` line names it
+/// and what it offers, beside its PC/SC side in `keys`.
+#[test]
+fn a_key_over_hid_is_named_in_the_hid_check() {
+    let mut bed = TestBed::start();
+    let socket = bed.dir().join("nk3.sock");
+    let address = format!("unix:{}", socket.display());
+    let card = bed.attach_card(
+        0,
+        &["--profile", "nitrokey", "--serial", "31", "--hid", &address],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no HID bridge at {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let socket_arg = socket.display().to_string();
+    let run = doctor_with(&bed, &["--hid-socket", &socket_arg], None);
+    assert_line(
+        &run,
+        "keys",
+        "ok    keys: PC/SC: Nitrokey 3",
+        &[card.reader()],
+    );
+    assert_line(
+        &run,
+        "hid",
+        "ok    hid: Nitrokey 3",
+        &[&socket_arg, "Secrets App over CTAPHID"],
+    );
 }

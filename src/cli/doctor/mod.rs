@@ -8,6 +8,7 @@
 //! [`TIMEOUT`] (PC/SC steps run on a thread that is abandoned when it does not answer).
 
 mod bus;
+mod hid;
 mod host;
 mod probe;
 mod smartcard;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use super::GlobalArgs;
 use super::output::print_json;
+use crate::transport::hid::discovery;
 
 /// The bound of every external call: a command, a D-Bus call, one PC/SC step.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -157,7 +159,7 @@ struct ReportJson<'a> {
 
 /// Runs every check and prints the report: exit 0 without FAIL, 1 with one.
 pub fn run(global: &GlobalArgs, _args: &DoctorArgs) -> ExitCode {
-    let report = collect();
+    let report = collect(global);
     if global.json {
         let json = ReportJson {
             checks: &report.checks,
@@ -182,7 +184,7 @@ pub fn run(global: &GlobalArgs, _args: &DoctorArgs) -> ExitCode {
     }
 }
 
-fn collect() -> Report {
+fn collect(global: &GlobalArgs) -> Report {
     let sys = Path::new("/sys");
     let pcsc = probe::probe();
     let usb_keys = usb::scan_usb(sys);
@@ -195,6 +197,9 @@ fn collect() -> Report {
         ),
         smartcard::readers_check(&pcsc),
         smartcard::keys_check(&pcsc),
+        hid::hid_keys_check(&discovery::enumerate(&discovery::bridge_sockets(
+            &global.hid_sockets,
+        ))),
         usb::usb_check(
             usb_keys.as_deref(),
             pcsc.readers.as_deref(),

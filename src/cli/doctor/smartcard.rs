@@ -115,7 +115,8 @@ pub fn readers_check(probe: &Probe) -> Check {
     .details(readers.to_vec())
 }
 
-const HID_NOTE: &str = "HID not checked yet";
+/// The HID side has its own check line.
+const HID_NOTE: &str = "HID: see hid";
 
 /// Check 2b: the OATH keys, per transport.
 pub fn keys_check(probe: &Probe) -> Check {
@@ -315,7 +316,7 @@ mod tests {
         let good = probe(Service::Running, &[("R0", key()), ("R1", Card::Empty)]);
         assert_eq!(
             keys_check(&good).line(),
-            "ok    keys: PC/SC: YubiKey 5.7.0 (id abc, password set) in R0; HID not checked yet"
+            "ok    keys: PC/SC: YubiKey 5.7.0 (id abc, password set) in R0; HID: see hid"
         );
         assert!(
             exclusive_check(&good, None)

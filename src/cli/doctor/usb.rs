@@ -264,7 +264,7 @@ pub fn hidraw_check(nodes: &[HidNode], rules: Option<&Path>) -> Check {
     if nodes.is_empty() {
         return Check::ok(
             "hidraw",
-            format!("no HID keys; {rules_note} (needed only for HID, not used yet)"),
+            format!("no HID keys; {rules_note} (needed for HID keys)"),
         );
     }
     let details: Vec<String> = nodes.iter().map(describe).collect();
