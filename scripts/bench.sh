@@ -320,6 +320,7 @@ def client_latency(scenario, minimum_ms, timestamp):
     rows.append((scenario, "GetCodes cached, one connection", float(fields["p50_ms"]), apdus,
                  minimum_ms,
                  f"p95 {float(fields['p95_ms']):.2f} p99 {float(fields['p99_ms']):.2f} ms,"
+                 f" not decoded p50 {float(fields['raw_p50_ms']):.2f} ms,"
                  f" {fields['entries']} entries, n={fields['n']}"))
     return fields
 
