@@ -19,7 +19,7 @@ use std::sync::{Mutex, OnceLock};
 
 use zbus::fdo::DBusProxy;
 use zbus::message::Header;
-use zbus::names::{BusName, InterfaceName, MemberName};
+use zbus::names::{BusName, MemberName};
 use zbus::object_server::{DispatchResult2, Interface, SignalEmitter};
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, Message, ObjectServer};
@@ -131,15 +131,54 @@ impl Default for ObjectManager {
     }
 }
 
+/// The `Interface` methods a wrapper forwards unchanged to the zbus-generated
+/// implementation in its `inner` field: the interface name of `$inner`, task spawning,
+/// `set`, `call_mut` and introspection. Expands inside an `impl Interface for Wrapper`
+/// block ([`ObjectManager`], `fast_codes::FastCodes`); neither wrapper has `&mut self`
+/// methods, so zbus never calls `call_mut` on them.
+macro_rules! forward_interface_basics {
+    ($inner:ty) => {
+        fn name() -> zbus::names::InterfaceName<'static> {
+            <$inner as zbus::object_server::Interface>::name()
+        }
+
+        fn spawn_tasks_for_methods(&self) -> bool {
+            self.inner.spawn_tasks_for_methods()
+        }
+
+        fn set<'call>(
+            &'call self,
+            property_name: &'call str,
+            value: &'call zbus::zvariant::Value<'_>,
+            server: &'call zbus::ObjectServer,
+            connection: &'call zbus::Connection,
+            header: Option<&'call zbus::message::Header<'_>>,
+            emitter: &'call zbus::object_server::SignalEmitter<'_>,
+        ) -> zbus::object_server::DispatchResult2<'call> {
+            self.inner
+                .set(property_name, value, server, connection, header, emitter)
+        }
+
+        fn call_mut<'call>(
+            &'call mut self,
+            server: &'call zbus::ObjectServer,
+            connection: &'call zbus::Connection,
+            message: &'call zbus::Message,
+            name: zbus::names::MemberName<'call>,
+        ) -> zbus::object_server::DispatchResult2<'call> {
+            self.inner.call_mut(server, connection, message, name)
+        }
+
+        fn introspect_to_writer(&self, writer: &mut dyn std::fmt::Write, level: usize) {
+            self.inner.introspect_to_writer(writer, level);
+        }
+    };
+}
+pub(crate) use forward_interface_basics;
+
 #[zbus::export::async_trait::async_trait]
 impl Interface for ObjectManager {
-    fn name() -> InterfaceName<'static> {
-        <zbus::fdo::ObjectManager as Interface>::name()
-    }
-
-    fn spawn_tasks_for_methods(&self) -> bool {
-        self.inner.spawn_tasks_for_methods()
-    }
+    forward_interface_basics!(zbus::fdo::ObjectManager);
 
     async fn get(
         &self,
@@ -168,19 +207,6 @@ impl Interface for ObjectManager {
         self.inner
             .get_all(server, connection, header, emitter)
             .await
-    }
-
-    fn set<'call>(
-        &'call self,
-        property_name: &'call str,
-        value: &'call Value<'_>,
-        server: &'call ObjectServer,
-        connection: &'call Connection,
-        header: Option<&'call Header<'_>>,
-        emitter: &'call SignalEmitter<'_>,
-    ) -> DispatchResult2<'call> {
-        self.inner
-            .set(property_name, value, server, connection, header, emitter)
     }
 
     async fn set_mut(
@@ -217,20 +243,5 @@ impl Interface for ObjectManager {
                 ),
             }
         }))
-    }
-
-    fn call_mut<'call>(
-        &'call mut self,
-        server: &'call ObjectServer,
-        connection: &'call Connection,
-        message: &'call Message,
-        name: MemberName<'call>,
-    ) -> DispatchResult2<'call> {
-        // `call` never asks for this (zbus's ObjectManager has no `&mut self` method).
-        self.inner.call_mut(server, connection, message, name)
-    }
-
-    fn introspect_to_writer(&self, writer: &mut dyn std::fmt::Write, level: usize) {
-        self.inner.introspect_to_writer(writer, level);
     }
 }

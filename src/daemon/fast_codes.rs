@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use zbus::message::{Flags, Header};
-use zbus::names::{InterfaceName, MemberName};
+use zbus::names::MemberName;
 use zbus::object_server::{DispatchResult2, Interface, SignalEmitter};
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, Message, ObjectServer};
@@ -69,13 +69,7 @@ impl FastCodes {
 
 #[zbus::export::async_trait::async_trait]
 impl Interface for FastCodes {
-    fn name() -> InterfaceName<'static> {
-        <Manager as Interface>::name()
-    }
-
-    fn spawn_tasks_for_methods(&self) -> bool {
-        self.inner.spawn_tasks_for_methods()
-    }
+    super::access::forward_interface_basics!(Manager);
 
     async fn get(
         &self,
@@ -100,19 +94,6 @@ impl Interface for FastCodes {
         self.inner
             .get_all(server, connection, header, emitter)
             .await
-    }
-
-    fn set<'call>(
-        &'call self,
-        property_name: &'call str,
-        value: &'call Value<'_>,
-        server: &'call ObjectServer,
-        connection: &'call Connection,
-        header: Option<&'call Header<'_>>,
-        emitter: &'call SignalEmitter<'_>,
-    ) -> DispatchResult2<'call> {
-        self.inner
-            .set(property_name, value, server, connection, header, emitter)
     }
 
     async fn set_mut(
@@ -140,19 +121,5 @@ impl Interface for FastCodes {
             return DispatchResult2::Async(Box::pin(self.get_codes(connection, message)));
         }
         self.inner.call(server, connection, message, name)
-    }
-
-    fn call_mut<'call>(
-        &'call mut self,
-        server: &'call ObjectServer,
-        connection: &'call Connection,
-        message: &'call Message,
-        name: MemberName<'call>,
-    ) -> DispatchResult2<'call> {
-        self.inner.call_mut(server, connection, message, name)
-    }
-
-    fn introspect_to_writer(&self, writer: &mut dyn std::fmt::Write, level: usize) {
-        self.inner.introspect_to_writer(writer, level);
     }
 }

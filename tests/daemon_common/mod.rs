@@ -587,21 +587,7 @@ impl Daemon {
 
     /// Starts the daemon without waiting for the name.
     pub fn spawn(bed: &TestBed, args: &[&str]) -> Daemon {
-        let n = DAEMON_SEQ.fetch_add(1, Ordering::Relaxed);
-        let log = bed.dir().join(format!("daemon-{n}.log"));
-        let file = File::create(&log).expect("daemon tests: create the daemon log");
-        let mut all_args = vec!["daemon"];
-        all_args.extend_from_slice(args);
-        let mut cmd = bed.command(&all_args);
-        cmd.env("OATHBRIDGE_LOG", "oathbridge=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup log fd"))
-            .stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("daemon tests: cannot start {cmd:?}: {e}"));
-        Daemon { child, log }
+        Self::spawn_with_env(bed, args, &[], &[])
     }
 
     pub fn pid(&self) -> u32 {
@@ -878,22 +864,8 @@ impl Daemon {
         args: &[&str],
         devices: usize,
     ) -> Daemon {
-        let n = DAEMON_SEQ.fetch_add(1, Ordering::Relaxed);
-        let log = bed.dir().join(format!("daemon-{n}.log"));
-        let file = File::create(&log).expect("daemon tests: create the daemon log");
-        let mut all_args = vec!["daemon"];
-        all_args.extend_from_slice(args);
-        let mut cmd = bed.command(&all_args);
-        cmd.env("DBUS_SESSION_BUS_ADDRESS", address)
-            .env("OATHBRIDGE_LOG", "oathbridge=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup log fd"))
-            .stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("daemon tests: cannot start {cmd:?}: {e}"));
-        let mut daemon = Daemon { child, log };
+        let mut daemon =
+            Self::spawn_with_env(bed, args, &[("DBUS_SESSION_BUS_ADDRESS", address)], &[]);
         daemon.wait_owner(bed, bus);
         wait_until(WAIT, &format!("{devices} device object(s)"), || {
             (bus.devices().len() == devices).then_some(())
