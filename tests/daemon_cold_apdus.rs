@@ -66,13 +66,23 @@ otpauth://totp/Example:slow?secret=KRSXG5CTMVRXEZLU&period=60
     let calculate_all = count("00 A4 00 01");
     let calculate = count("00 A2 00");
     // A 30 s boundary between the listing and GetCodes legitimately needs a second
-    // CALCULATE ALL (and its SELECT): allow exactly that.
+    // CALCULATE ALL (and its SELECT): allow exactly that, and only when the two CALCULATE
+    // ALLs carry different challenges (time steps).
     let steps = entries
         .iter()
         .filter(|e| get_u64(e, "valid_to") - get_u64(e, "valid_from") == 30)
         .map(|e| get_u64(e, "valid_from") / 30)
         .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(steps.len(), 1, "{entries:?}");
+    let challenges = apdus
+        .iter()
+        .filter(|a| a.starts_with("00 A4 00 01"))
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        challenges.len(),
+        calculate_all,
+        "two CALCULATE ALLs for the same time step: {apdus:#?}"
+    );
     let crossed = usize::from(calculate_all == 2);
     assert_eq!(
         (selects, lists, calculate_all - crossed, calculate - crossed),
