@@ -203,4 +203,31 @@ fn concurrent_get_codes_share_one_calculate_all() {
         "{} concurrent GetCodes at one explicit time, twice: exactly one CALCULATE ALL",
         2 * BURST
     );
+
+    // Past and future steps (`--at`, `--count`) are kept the same way, up to the cache's
+    // bound: asked twice, each step is calculated once.
+    let offset = read_log().len();
+    let steps: Vec<u64> = (0..oathbridge::core::cache::CodeCache::CAPACITY as u64)
+        .map(|i| 1_600_000_000 + i * 30 * 1000)
+        .collect();
+    for _ in 0..2 {
+        for at in &steps {
+            let entries = bus.get_codes(&[("timestamp", Value::from(*at))]);
+            assert_eq!(get_u64(&entries[0], "valid_from"), at - at % 30);
+        }
+    }
+    bus.call(&first_account, ACCOUNT, "Calculate", &(119u64,))
+        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
+    let marker = "74 08 00 00 00 00 00 00 00 03";
+    let walk_log = wait_until(WAIT, "the third marker APDU in pcscd.log", || {
+        let log = read_log();
+        let tail = &log[offset..];
+        tail.find(marker).map(|end| tail[..end].to_owned())
+    });
+    assert_eq!(
+        calculate_all_steps(&walk_log),
+        steps.iter().map(|at| at / 30).collect::<Vec<_>>(),
+        "{} steps asked twice: one CALCULATE ALL each",
+        steps.len()
+    );
 }
