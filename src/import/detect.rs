@@ -4,8 +4,10 @@
 use zeroize::Zeroizing;
 
 use super::sources::apps;
+use super::sources::names::tidy;
 use super::sources::qr::{self, ImageKind};
 use super::sources::text::{self, Text, UriAccounts};
+use super::sources::utf16::{self, Encoding};
 use super::{AccountSpec, InputErrors, Location, Passwords};
 use crate::otp::Batch;
 
@@ -42,8 +44,17 @@ pub fn parse_source(
         }
         ImageKind::NotAnImage => {}
     }
+    let encoding = utf16::encoding(bytes);
+    if encoding != Encoding::Other {
+        let text = utf16::to_utf8(bytes, encoding)
+            .ok_or_else(|| at.error(None, "not valid UTF-16 text (save it as UTF-8)"))?;
+        return parse_source(text.as_bytes(), at, passwords);
+    }
     if apps::looks_like_json(bytes) {
-        let accounts = apps::parse_json(bytes, at, passwords)?;
+        let mut accounts = apps::parse_json(bytes, at, passwords)?;
+        for spec in &mut accounts {
+            tidy(&mut spec.account);
+        }
         return Ok(Parsed {
             accounts,
             ..Parsed::default()
@@ -63,6 +74,15 @@ pub fn parse_source(
             "not UTF-8 text, a QR code image (PNG, JPEG, GIF, WebP, BMP) or an app's JSON export",
         )
     })?;
+    // Valid UTF-8, but binary: a ZIP archive, an encrypted backup.
+    if text.contains('\0') {
+        return Err(at
+            .error(
+                None,
+                "binary data, not text, a QR code image or an app's JSON export",
+            )
+            .into());
+    }
     match text::parse_text(text, at)? {
         Text::BareSecret(secret) => Ok(Parsed {
             bare_secret: Some((at.clone(), secret)),
@@ -155,6 +175,60 @@ mod tests {
             prop_assert!(!text.contains(window), "{window} in {text}");
         }
         Ok(())
+    }
+
+    fn parsed(bytes: &[u8]) -> Result<Parsed, InputErrors> {
+        parse_source(bytes, &Location::source("in"), &mut NoPasswords)
+    }
+
+    fn ids(parsed: &Parsed) -> Vec<String> {
+        parsed
+            .accounts
+            .iter()
+            .map(|a| format!("{:?}:{}", a.account.issuer, a.account.name))
+            .collect()
+    }
+
+    #[test]
+    fn utf16_text_and_json_read_like_utf8() {
+        let text = "# Notepad\r\notpauth://totp/Caf%C3%A9:%20ann?secret=NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBR\r\n";
+        let json = r#"[{"secret":"NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBR","issuer":"Café","label":"ann","type":"TOTP"}]"#;
+        for content in [text, json] {
+            let utf8 = parsed(content.as_bytes()).expect("UTF-8");
+            let le: Vec<u8> = std::iter::once(0xFEFF)
+                .chain(content.encode_utf16())
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            let be: Vec<u8> = content.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            for bytes in [le, be] {
+                let utf16 = parsed(&bytes).expect("UTF-16");
+                assert_eq!(ids(&utf16), ids(&utf8));
+                assert_eq!(ids(&utf16), [r#"Some("Café"):ann"#]);
+            }
+        }
+        let odd = [0xFF, 0xFE, b'o', 0, b't'];
+        assert_eq!(
+            parsed(&odd).expect_err("odd length").to_string(),
+            "in: not valid UTF-16 text (save it as UTF-8)"
+        );
+    }
+
+    #[test]
+    fn binary_files_are_not_read_as_a_secret() {
+        let zip = b"PK\x03\x04\x14\0\0\0\x08\0NBQW4ZDFMQWWGYLT";
+        assert_eq!(
+            parsed(zip).expect_err("binary").to_string(),
+            "in: binary data, not text, a QR code image or an app's JSON export"
+        );
+    }
+
+    #[test]
+    fn app_exports_are_tidied_too() {
+        let json = r#"[{"secret":"NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBR","issuer":" Mail ","label":"mail: erin","type":"TOTP"}]"#;
+        assert_eq!(
+            ids(&parsed(json.as_bytes()).expect("andOTP")),
+            [r#"Some("Mail"):erin"#]
+        );
     }
 
     proptest! {

@@ -3,9 +3,10 @@
 
 use zeroize::Zeroizing;
 
+use super::names::tidy;
 use crate::import::{AccountSpec, InputError, InputErrors, Location};
 use crate::otp::{
-    Batch, MigrationError, parse_base32_secret, parse_migration_uri, parse_otpauth_uri,
+    Batch, Migration, MigrationError, parse_base32_secret, parse_migration_uri, parse_otpauth_uri,
 };
 
 /// Accounts read from URIs, and the migration batches they came in (to check that a
@@ -85,10 +86,11 @@ pub fn parse_uri(
     let text = text.trim();
     let lower = text.get(..18).unwrap_or(text).to_ascii_lowercase();
     if lower.starts_with("otpauth-migration:") {
-        match parse_migration_uri(text) {
+        match parse_migration(text) {
             Ok(migration) => {
                 let several = migration.accounts.len() > 1;
-                for (index, account) in migration.accounts.into_iter().enumerate() {
+                for (index, mut account) in migration.accounts.into_iter().enumerate() {
+                    tidy(&mut account);
                     let place = if several || migration.batch.is_some() {
                         at.at_entry(index + 1)
                     } else {
@@ -112,10 +114,13 @@ pub fn parse_uri(
         true
     } else if lower.starts_with("otpauth:") {
         match parse_otpauth_uri(text) {
-            Ok(account) => found.accounts.push(AccountSpec {
-                at: at.clone(),
-                account,
-            }),
+            Ok(mut account) => {
+                tidy(&mut account);
+                found.accounts.push(AccountSpec {
+                    at: at.clone(),
+                    account,
+                });
+            }
             Err(error) => errors.push(at.error(None, error.to_string())),
         }
         true
@@ -124,13 +129,47 @@ pub fn parse_uri(
     }
 }
 
-/// Batches of one export must not repeat; missing ones are worth a note (the person may
-/// have scanned one QR code of several on purpose).
+/// A migration URI whose base64 `data` had its `+` turned into spaces (form-decoded by a
+/// scanner app or a script) is read with the `+` back; a URI is one line, so a space inside
+/// it is never line wrapping.
+fn parse_migration(text: &str) -> Result<Migration, Vec<MigrationError>> {
+    let first = parse_migration_uri(text);
+    if first.is_ok() || !text.contains(' ') {
+        return first;
+    }
+    let plus = Zeroizing::new(text.replace(' ', "+"));
+    parse_migration_uri(&plus).or(first)
+}
+
+/// Batches of one export must not repeat, must lie inside the export and agree on its size;
+/// missing ones are worth a note (the person may have scanned one QR code of several on
+/// purpose), naming them.
 pub fn check_batches(batches: &[(Location, Batch)]) -> (Vec<InputError>, Vec<String>) {
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     for (index, (at, batch)) in batches.iter().enumerate() {
-        if let Some((first, _)) = batches[..index]
+        let earlier = &batches[..index];
+        if !(0..batch.size).contains(&batch.index) {
+            errors.push(at.error(
+                Some("data"),
+                format!(
+                    "QR code number {} is outside its export of {} QR codes",
+                    i64::from(batch.index) + 1,
+                    batch.size
+                ),
+            ));
+        } else if let Some((first, other)) = earlier
+            .iter()
+            .find(|(_, b)| b.id == batch.id && b.size != batch.size)
+        {
+            errors.push(at.error(
+                Some("data"),
+                format!(
+                    "this QR code says its export has {} QR codes, the one at {first} says {}",
+                    batch.size, other.size
+                ),
+            ));
+        } else if let Some((first, _)) = earlier
             .iter()
             .find(|(_, b)| b.id == batch.id && b.index == batch.index)
         {
@@ -143,6 +182,9 @@ pub fn check_batches(batches: &[(Location, Batch)]) -> (Vec<InputError>, Vec<Str
                 ),
             ));
         }
+    }
+    if !errors.is_empty() {
+        return (errors, notes);
     }
     let mut ids: Vec<i32> = batches.iter().map(|(_, b)| b.id).collect();
     ids.sort_unstable();
@@ -255,5 +297,68 @@ mod tests {
         assert_eq!(notes.len(), 1, "{notes:?}");
         let twice = [found.batches[0].clone(), found.batches[0].clone()];
         assert_eq!(check_batches(&twice).0.len(), 1);
+    }
+
+    #[test]
+    fn labels_are_tidied_as_people_meant_them() {
+        let text = "otpauth://totp/Example:%20alice?secret=NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBR\n\
+                    otpauth://totp/Forge : bob ?secret=NBQW4ZDFMQWWGYLTMUWWWZLZFUYDAMBS&issuer=Forge\n";
+        let found = accounts(text);
+        let ids: Vec<(Option<&str>, &str)> = found
+            .accounts
+            .iter()
+            .map(|a| (a.account.issuer.as_deref(), a.account.name.as_str()))
+            .collect();
+        assert_eq!(ids, [(Some("Example"), "alice"), (Some("Forge"), "bob")]);
+    }
+
+    #[test]
+    fn a_migration_uri_whose_plus_signs_became_spaces_is_read() {
+        // Example:franka> with seed handed-case-key-0001: the '>' puts a '+' in the base64.
+        let raw = "Ci4KFGhhbmRlZC1jYXNlLWtleS0wMDAxEgdmcmFua2E+GgdFeGFtcGxlIAEoATACEAE=";
+        assert!(raw.contains('+'));
+        let plus = accounts(&format!("otpauth-migration://offline?data={raw}"));
+        let spaced = accounts(&format!(
+            "otpauth-migration://offline?data={}",
+            raw.replace('+', " ")
+        ));
+        assert_eq!(plus.accounts.len(), 1);
+        assert_eq!(spaced.accounts[0].account, plus.accounts[0].account);
+    }
+
+    fn batch(index: i32, size: i32) -> (Location, Batch) {
+        let at = Location::source("t").at_line(usize::try_from(index).unwrap_or(0) + 1);
+        (at, Batch { id: 7, index, size })
+    }
+
+    #[test]
+    fn batches_outside_their_export_or_disagreeing_on_its_size_are_refused() {
+        let (errors, _) = check_batches(&[batch(0, 2), batch(5, 2)]);
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["t: line 6: data: QR code number 6 is outside its export of 2 QR codes"]
+        );
+        let (errors, _) = check_batches(&[batch(-1, 2)]);
+        assert_eq!(errors.len(), 1);
+        let (errors, _) = check_batches(&[batch(0, 2), batch(1, 3)]);
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "t: line 2: data: this QR code says its export has 3 QR codes, the one at t: line 1 says 2"
+            ]
+        );
+        // Out of order and complete: no error, no note.
+        let (errors, notes) = check_batches(&[batch(2, 3), batch(0, 3), batch(1, 3)]);
+        assert!(
+            errors.is_empty() && notes.is_empty(),
+            "{errors:?} {notes:?}"
+        );
+        let (_, notes) = check_batches(&[batch(2, 3), batch(0, 3)]);
+        assert_eq!(
+            notes,
+            [
+                "the export has 3 QR codes; code(s) 2 were not given, so their accounts are not imported"
+            ]
+        );
     }
 }

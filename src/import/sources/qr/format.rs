@@ -17,7 +17,7 @@ pub enum ImageKind {
     /// "WebP" or "BMP".
     Supported(&'static str),
     /// An image format recognised but not decoded: "TIFF", "HEIC", "AVIF", "SVG", "ICO",
-    /// "PSD", "JPEG XL", "JPEG 2000", "QOI" or "OpenEXR".
+    /// "PSD", "JPEG XL", "JPEG 2000", "QOI", "OpenEXR" or "PDF".
     Unsupported(&'static str),
     /// Anything else: text, JSON, a video, random bytes.
     NotAnImage,
@@ -63,7 +63,7 @@ fn is_bmp(bytes: &[u8]) -> bool {
 }
 
 fn unsupported(bytes: &[u8]) -> Option<&'static str> {
-    const MAGIC: [(&[u8], &str); 11] = [
+    const MAGIC: [(&[u8], &str); 12] = [
         (b"II*\0", "TIFF"),
         (b"MM\0*", "TIFF"),
         (b"II+\0", "TIFF"),
@@ -75,6 +75,8 @@ fn unsupported(bytes: &[u8]) -> Option<&'static str> {
         (&[0xFF, 0x4F, 0xFF, 0x51], "JPEG 2000"),
         (b"qoif", "QOI"),
         (&[0x76, 0x2F, 0x31, 0x01], "OpenEXR"),
+        // A printed recovery sheet or a saved web page: people pass these too.
+        (b"%PDF-", "PDF"),
     ];
     let found = MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic));
     found
