@@ -1,7 +1,7 @@
 //! The daemon's start on a key with accounts, counted in pcscd's APDU log: it identifies
-//! the key, lists it once (LIST + CALCULATE ALL, whose codes it keeps), and the call that
-//! activated it (`oathbridge code`, through D-Bus activation) is answered without another
-//! card exchange.
+//! the key and lists it in the same transaction (one SELECT, then LIST + CALCULATE ALL,
+//! whose codes it keeps), and the call that activated it (`oathbridge code`, through D-Bus
+//! activation) is answered without another card exchange.
 //!
 //! Its own test binary: pcscd's APDU log is switched on through the process environment.
 
@@ -86,9 +86,10 @@ otpauth://totp/Example:slow?secret=KRSXG5CTMVRXEZLU&period=60
     let crossed = usize::from(calculate_all == 2);
     assert_eq!(
         (selects, lists, calculate_all - crossed, calculate - crossed),
-        (2 + crossed, 1, 1, 1),
-        "expected identify (SELECT), one listing (SELECT + LIST + CALCULATE ALL + CALCULATE \
-         of the 60 s account) and nothing for the first GetCodes; got {apdus:#?}"
+        (1 + crossed, 1, 1, 1),
+        "expected one SELECT that identifies the key and opens its listing (LIST + CALCULATE \
+         ALL + CALCULATE of the 60 s account), and nothing for the first GetCodes; \
+         got {apdus:#?}"
     );
     let pid = bus
         .owner_pid(BUS_NAME)

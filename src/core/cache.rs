@@ -7,8 +7,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::oath::CodeEntry;
 use crate::oath::consts::DEFAULT_PERIOD;
+use crate::oath::{CodeEntry, Credential};
 
 /// The 30 s step of `timestamp` (CALCULATE ALL's challenge).
 pub fn step_of(timestamp: u64) -> u64 {
@@ -18,6 +18,9 @@ pub fn step_of(timestamp: u64) -> u64 {
 #[derive(Debug, Default)]
 pub struct CodeCache {
     sets: VecDeque<(u64, Arc<Vec<CodeEntry>>)>,
+    /// The accounts listed when the key was identified (unix seconds, accounts), for the
+    /// daemon's first listing of it: read once, dropped with the codes.
+    listing: Option<(u64, Vec<Credential>)>,
 }
 
 impl CodeCache {
@@ -58,6 +61,21 @@ impl CodeCache {
 
     pub fn clear(&mut self) {
         self.sets.clear();
+        self.listing = None;
+    }
+
+    /// Keep the accounts listed at `timestamp` for [`Self::take_listing`].
+    pub fn keep_listing(&mut self, timestamp: u64, credentials: Vec<Credential>) {
+        self.listing = Some((timestamp, credentials));
+    }
+
+    /// The kept listing, once, if it was made less than a time step before `now` (older
+    /// ones may miss accounts another program added since).
+    pub fn take_listing(&mut self, now: u64) -> Option<Vec<Credential>> {
+        self.listing
+            .take()
+            .filter(|(at, _)| now.saturating_sub(*at) < u64::from(DEFAULT_PERIOD))
+            .map(|(_, credentials)| credentials)
     }
 }
 
@@ -116,6 +134,20 @@ mod tests {
             cache.get(135).is_none(),
             "the 45 s code expired inside the step"
         );
+    }
+
+    #[test]
+    fn a_listing_is_taken_once_while_fresh_and_cleared_with_the_codes() {
+        let credentials = vec![entry(30, 0).credential];
+        let mut cache = CodeCache::default();
+        cache.keep_listing(1000, credentials.clone());
+        assert_eq!(cache.take_listing(1029).map(|c| c.len()), Some(1));
+        assert!(cache.take_listing(1029).is_none(), "taken once");
+        cache.keep_listing(1000, credentials.clone());
+        assert!(cache.take_listing(1030).is_none(), "a step old");
+        cache.keep_listing(1000, credentials);
+        cache.clear();
+        assert!(cache.take_listing(1000).is_none(), "cleared with the codes");
     }
 
     #[test]

@@ -52,30 +52,74 @@ impl Link {
     }
 }
 
+/// What a key's first transaction read besides its identity: its accounts and codes at
+/// `at` (unix seconds), so the worker need not SELECT and list again.
+pub struct Arrival {
+    pub at: u64,
+    pub credentials: Vec<crate::oath::Credential>,
+    pub codes: Option<Vec<crate::oath::CodeEntry>>,
+}
+
+/// Identify the key behind `link` and, unless it is locked, list its accounts with their
+/// codes at `now` in the same transaction: SELECT, LIST, CALCULATE ALL (issue 11: one
+/// SELECT per operation). A listing that fails leaves the arrival out; the worker lists
+/// again.
+pub fn identify_and_list(
+    link: &Link,
+    pcsc: Option<&Pcsc>,
+    now: u64,
+) -> Result<(DeviceInfo, Option<Arrival>), CoreError> {
+    if !matches!(link, Link::Pcsc { .. }) {
+        return identify(link, pcsc).map(|info| (info, None));
+    }
+    with_transport(link, None, pcsc, &mut |transport, reader| {
+        let mut session = Session::open(transport, reader)?;
+        let info = describe(&session, link);
+        let arrival = if session.is_locked() {
+            None
+        } else {
+            match session.list_with_codes(now) {
+                Ok((credentials, codes)) => Some(Arrival {
+                    at: now,
+                    credentials,
+                    codes,
+                }),
+                Err(error) => {
+                    debug!(%error, "listing with the identification failed");
+                    None
+                }
+            }
+        };
+        Ok((info, arrival))
+    })
+}
+
+/// What a SELECT tells about the key behind `link`.
+fn describe(session: &Session<&mut dyn Transport>, link: &Link) -> DeviceInfo {
+    let info = session.info();
+    DeviceInfo {
+        id: session.device_id(),
+        name: match link {
+            Link::Virtual { .. } | Link::Sealed { .. } => "Virtual key".to_owned(),
+            Link::Pcsc { .. } | Link::Hid { .. } | Link::Otp { .. } => {
+                session.quirks().kind.name().to_owned()
+            }
+        },
+        is_virtual: matches!(link, Link::Virtual { .. } | Link::Sealed { .. }),
+        reader: link.reader().to_owned(),
+        firmware: info.version,
+        serial: info.serial,
+        // A sealed key needs its FIDO2 key to open, as a password-protected one.
+        has_password: session.has_password() || matches!(link, Link::Sealed { .. }),
+        quirks: session.quirks().clone(),
+    }
+}
+
 /// Identify the key behind `link`: one SELECT.
 pub fn identify(link: &Link, pcsc: Option<&Pcsc>) -> Result<DeviceInfo, CoreError> {
     if let Link::Otp { path, label } = link {
         return otp::identify(path, label);
     }
-    let describe = |session: &Session<&mut dyn Transport>, link: &Link| {
-        let info = session.info();
-        DeviceInfo {
-            id: session.device_id(),
-            name: match link {
-                Link::Virtual { .. } | Link::Sealed { .. } => "Virtual key".to_owned(),
-                Link::Pcsc { .. } | Link::Hid { .. } | Link::Otp { .. } => {
-                    session.quirks().kind.name().to_owned()
-                }
-            },
-            is_virtual: matches!(link, Link::Virtual { .. } | Link::Sealed { .. }),
-            reader: link.reader().to_owned(),
-            firmware: info.version,
-            serial: info.serial,
-            // A sealed key needs its FIDO2 key to open, as a password-protected one.
-            has_password: session.has_password() || matches!(link, Link::Sealed { .. }),
-            quirks: session.quirks().clone(),
-        }
-    };
     if let Link::Sealed { key, .. } = link
         && !key.is_open()
     {

@@ -9,7 +9,9 @@ use tracing::{debug, info, warn};
 use super::error::CoreError;
 use super::hid_watch::{self, HidEvent};
 use super::hotplug::{PcscEvent, spawn_monitor};
-use super::worker::{DeviceHandle, DeviceInfo, Link, WorkerEvents, identify};
+use super::worker::{
+    Arrival, DeviceHandle, DeviceInfo, Link, WorkerEvents, identify, identify_and_list,
+};
 use crate::transport::hid::discovery::{HidKey, HidKind};
 use crate::transport::pcsc::{Insertion, Pcsc};
 
@@ -134,7 +136,14 @@ impl DeviceManager {
             .any(|e| e.info.reader == reader && e.insertion.as_ref() == Some(now))
     }
 
-    fn add(&self, link: Link, info: DeviceInfo, insertion: Option<Insertion>) {
+    /// Keep a key found on `link` (`arrival`: what its identification also read).
+    fn add(
+        &self,
+        link: Link,
+        info: DeviceInfo,
+        insertion: Option<Insertion>,
+        arrival: Option<Arrival>,
+    ) {
         let id = info.id.clone();
         let (ccid, hid) = match &link {
             Link::Pcsc { reader } => (Some(reader.clone()), None),
@@ -170,7 +179,12 @@ impl DeviceManager {
                 }
             }
         }
-        let handle = DeviceHandle::spawn(link, info.clone(), Arc::new(Relay(self.events.clone())));
+        let handle = DeviceHandle::spawn(
+            link,
+            info.clone(),
+            arrival,
+            Arc::new(Relay(self.events.clone())),
+        );
         let replaced = self
             .lock()
             .insert(
@@ -248,7 +262,7 @@ impl DeviceManager {
         let info = tokio::task::spawn_blocking(move || identify(&probe, None))
             .await
             .map_err(|e| CoreError::Card(e.to_string()))??;
-        self.add(link, info, None);
+        self.add(link, info, None, None);
         Ok(())
     }
 
@@ -264,16 +278,16 @@ impl DeviceManager {
                 .filter_map(|reader| {
                     let insertion = pcsc.insertion(&reader).ok();
                     let link = Link::Pcsc { reader };
-                    identify(&link, Some(&pcsc))
+                    identify_and_list(&link, Some(&pcsc), crate::clock::unix_now())
                         .ok()
-                        .map(|info| (link, info, insertion))
+                        .map(|(info, arrival)| (link, info, insertion, arrival))
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
-        for (link, info, insertion) in found {
-            self.add(link, info, insertion);
+        for (link, info, insertion, arrival) in found {
+            self.add(link, info, insertion, arrival);
         }
     }
 
@@ -299,11 +313,14 @@ impl DeviceManager {
                             {
                                 return Ok(None); // the start-up scan identified this one
                             }
-                            identify(&probe, Some(&pcsc)).map(|info| Some((info, insertion)))
+                            identify_and_list(&probe, Some(&pcsc), crate::clock::unix_now())
+                                .map(|(info, arrival)| Some((info, insertion, arrival)))
                         })
                         .await;
                         match found {
-                            Ok(Ok(Some((info, insertion)))) => manager.add(link, info, insertion),
+                            Ok(Ok(Some((info, insertion, arrival)))) => {
+                                manager.add(link, info, insertion, arrival)
+                            }
                             Ok(Ok(None)) => {}
                             Ok(Err(error)) => debug!(reader, %error, "not an OATH key"),
                             Err(error) => warn!(%error, "identify task failed"),
@@ -330,7 +347,7 @@ impl DeviceManager {
         .unwrap_or_default();
         let count = found.len();
         for (link, info) in found {
-            self.add(link, info, None);
+            self.add(link, info, None, None);
         }
         count
     }
@@ -355,7 +372,7 @@ impl DeviceManager {
                             .flatten();
                         if let Some((link, info)) = found {
                             hid_watch::watch_presence(&key, sender.clone());
-                            manager.add(link, info, None);
+                            manager.add(link, info, None, None);
                         }
                     }
                     HidEvent::Removed(label) => manager.remove_hid(&label),

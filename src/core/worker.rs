@@ -23,7 +23,7 @@ use crate::oath::{
 use crate::otp::OathType;
 use crate::transport::pcsc::{Insertion, Pcsc};
 
-pub use super::link::{Link, identify};
+pub use super::link::{Arrival, Link, identify, identify_and_list};
 use super::link::{otp, with_transport};
 
 /// Unlocking, passwords, locking, identify, reset: the second half of [`Worker`].
@@ -72,8 +72,14 @@ pub struct DeviceHandle {
 }
 
 impl DeviceHandle {
-    /// Start a worker for a key already identified as `info`.
-    pub fn spawn(link: Link, info: DeviceInfo, events: Arc<dyn WorkerEvents>) -> Self {
+    /// Start a worker for a key already identified as `info`, with what its identification
+    /// also read (`arrival`: accounts and codes, kept for the first listing).
+    pub fn spawn(
+        link: Link,
+        info: DeviceInfo,
+        arrival: Option<Arrival>,
+        events: Arc<dyn WorkerEvents>,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("key-{}", info.id);
         let status = Arc::new(LockStatus::default());
@@ -81,6 +87,13 @@ impl DeviceHandle {
             .has_password
             .store(info.has_password, Ordering::Relaxed);
         let cache = SharedCache::default();
+        if let Some(arrival) = arrival {
+            let mut cache = cache.lock();
+            if let Some(codes) = arrival.codes {
+                cache.insert(arrival.at, codes);
+            }
+            cache.keep_listing(arrival.at, arrival.credentials);
+        }
         let mut worker = Worker {
             status: status.clone(),
             link,
@@ -344,6 +357,10 @@ impl Worker {
     /// call that activated the daemon) needs no card exchange of its own.
     pub fn accounts_on_arrival(&mut self) -> Result<Vec<Credential>, CoreError> {
         let now = crate::clock::unix_now();
+        // Listed with the identification a moment ago (same transaction as its SELECT).
+        if let Some(credentials) = self.cache.lock().take_listing(now) {
+            return Ok(credentials);
+        }
         let (credentials, codes) = self.session(|session| Ok(session.list_with_codes(now)?))?;
         if let Some(codes) = codes {
             self.cache.lock().insert(now, codes);
