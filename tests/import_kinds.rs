@@ -415,3 +415,44 @@ fn qr_pictures_of_migration_exports_and_crowded_screens() {
         &["Example:alice"],
     );
 }
+
+#[test]
+fn force_is_planned_whole_before_the_first_write() {
+    let key = Key::new();
+    // 63 of the YubiKey 5.7's 64 places used; the first holds seed 1.
+    let fill: String = (1..=63)
+        .map(|n| format!("otpauth://totp/Fill:n{n}?secret={}\n", SEEDS[0]))
+        .collect();
+    let names: Vec<String> = (1..=63).map(|n| format!("Fill:n{n}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    key.added("63 accounts", &[("fill.txt", fill.as_bytes())], &names);
+    // Replacing n1 and adding two more needs 65 places: nothing stays, n1 keeps its seed.
+    let more = format!(
+        "otpauth://totp/Fill:n1?secret={}\notpauth://totp/New:a?secret={}\notpauth://totp/New:b?secret={}\n",
+        SEEDS[1], SEEDS[2], SEEDS[3]
+    );
+    let path = key.file("more.txt", more.as_bytes());
+    let run = key.run(&["add", "--force", "--from", &path], "");
+    // Over PC/SC the emulator is a generic OATH key of unknown capacity: the key itself says
+    // it is full. The new accounts go first, so the replacement was never written.
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no space left on the key")
+            && run.stderr.contains("the key is as it was before")
+            && !run.stderr.contains("replaced"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(key.ids().len(), 63);
+    assert_eq!(key.code("Fill:n1"), CODE_1, "n1 was overwritten");
+    // One new account fits: n1 replaced (seed 2, 6 digits), New:a added.
+    let fits = format!(
+        "otpauth://totp/Fill:n1?secret={}\notpauth://totp/New:a?secret={}\n",
+        SEEDS[1], SEEDS[2]
+    );
+    let path = key.file("fits.txt", fits.as_bytes());
+    let run = key.run(&["add", "--force", "--from", &path], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(key.ids().len(), 64);
+    assert_eq!(key.code("Fill:n1"), "511934");
+}

@@ -207,4 +207,49 @@ mod tests {
         );
         assert!(session.list().expect("list").is_empty());
     }
+
+    #[test]
+    fn with_force_new_accounts_go_first_so_a_key_lost_midway_keeps_old_seeds() {
+        let card = Arc::new(Mutex::new(Card::new(CardConfig::default())));
+        let mut session = session(&card);
+        let old = planned(&["kept"]);
+        session
+            .put_planned(&old[0].data, false)
+            .expect("put the old account");
+        // The replacement comes first in the input, a new account second.
+        let mut accounts = planned(&["kept", "fresh"]);
+        accounts[0].data.secret = zeroize::Zeroizing::new(b"handed-case-key-0002".to_vec());
+        let existing = session.list().expect("list");
+        let quirks = session.quirks().clone();
+        let plan = plan_key(
+            &accounts,
+            &KeyView {
+                label: "test",
+                quirks: &quirks,
+                existing: &existing,
+            },
+            true,
+        )
+        .expect("plan");
+        // One PUT is answered, then the key is gone.
+        card.lock()
+            .expect("card")
+            .faults()
+            .update(|f| f.power_loss_after = Some(1));
+        let error = apply(&mut session, &accounts, &plan).expect_err("card removed");
+        assert!(
+            !error.state.contains("replaced"),
+            "an old seed was overwritten: {}",
+            error.state
+        );
+        card.lock().expect("card").replug();
+        let mut session = self::session(&card);
+        let listed = session.list().expect("list");
+        let kept = listed
+            .iter()
+            .find(|c| c.id_string() == "Example:kept")
+            .expect("kept is listed");
+        let code = session.calculate(kept, 1_700_000_000).expect("calculate");
+        assert_eq!(code.value, "490998", "the old seed's code");
+    }
 }

@@ -127,7 +127,8 @@ pub struct Write {
     pub replaces: bool,
 }
 
-/// The writes for one key, in input order.
+/// The writes for one key: new accounts first, then replacements (each in input order), so a
+/// key that runs out of room or goes away midway fails before an old seed is overwritten.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPlan {
     pub writes: Vec<Write>,
@@ -193,6 +194,8 @@ pub fn plan_key(accounts: &[Planned], key: &KeyView, force: bool) -> Result<KeyP
         ));
     }
     if problems.is_empty() {
+        // A stable sort: input order within each group.
+        writes.sort_by_key(|write| write.replaces);
         Ok(KeyPlan { writes })
     } else {
         Err(Problems(problems))
