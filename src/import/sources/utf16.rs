@@ -32,7 +32,7 @@ fn is_text_ascii(byte: u8) -> bool {
 /// The UTF-16 `bytes` as UTF-8 without the byte-order mark; None when they are not valid
 /// UTF-16 (an odd length, a lone surrogate). Buffers are wiped: the text holds seeds.
 pub fn to_utf8(bytes: &[u8], encoding: Encoding) -> Option<Zeroizing<String>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let units: Zeroizing<Vec<u16>> = Zeroizing::new(
