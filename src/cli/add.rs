@@ -12,7 +12,7 @@ use super::backend::{self, Backend};
 use super::error::{CliError, CliResult, exit};
 use super::input;
 use super::output::print_json;
-use crate::import::plan::{Planned, prepare};
+use crate::import::plan::{Planned, Problem, Problems, prepare_partial};
 use crate::import::{AccountSpec, Location, combine};
 use crate::oath::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD};
 use crate::oath::{Credential, CredentialData, CredentialId};
@@ -64,13 +64,14 @@ pub struct AddArgs {
     pub slot: Option<u8>,
 }
 
-/// Read the sources and turn them into checked accounts (overrides applied).
-fn accounts_to_add(args: &AddArgs) -> CliResult<Vec<Planned>> {
+/// Read the sources and turn them into checked accounts (overrides applied), with the
+/// problems of those that failed the key-independent checks.
+fn accounts_to_add(args: &AddArgs) -> CliResult<(Vec<Planned>, Vec<Problem>)> {
     if args.generate {
         let mut secret = Zeroizing::new(vec![0u8; 20]);
         getrandom::fill(&mut secret).map_err(|e| CliError::Failure(e.to_string()))?;
         let at = Location::source("generated");
-        return checked(vec![from_secret(args, secret, &at)?]);
+        return Ok(prepare_partial(vec![from_secret(args, secret, &at)?]));
     }
     let mut sources = input::read_sources(&args.from)?;
     let bare: Vec<(Location, Zeroizing<Vec<u8>>)> = sources
@@ -105,11 +106,12 @@ fn accounts_to_add(args: &AddArgs) -> CliResult<Vec<Planned>> {
     for spec in specs {
         planned.push(from_spec(spec, args));
     }
-    checked(planned)
+    Ok(prepare_partial(planned))
 }
 
-fn checked(planned: Vec<Planned>) -> CliResult<Vec<Planned>> {
-    prepare(planned).map_err(|problems| CliError::refused(&problems))
+/// The input's problems as one refusal (exit 2).
+fn refused(problems: Vec<Problem>) -> CliError {
+    CliError::refused(&Problems(problems))
 }
 
 /// Split `[ISSUER:]NAME` on the first colon.
@@ -187,19 +189,39 @@ fn from_spec(spec: AccountSpec, args: &AddArgs) -> Planned {
 }
 
 pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
-    let accounts = accounts_to_add(args)?;
+    let (accounts, input_problems) = accounts_to_add(args)?;
     if let Some(slot) = args.slot {
+        if !input_problems.is_empty() {
+            return Err(refused(input_problems));
+        }
         return super::otp_slot::program(global, &accounts, slot, args.force);
     }
-    let mut backend = backend::open(global)?;
-    let targets: Vec<usize> = if args.all_devices {
-        (0..backend.keys().len()).collect()
-    } else {
-        vec![backend.single()?]
+    // With problems in the input, the keys are still asked what they would refuse, so
+    // one answer names everything; a missing key then leaves the input's problems.
+    let opened = backend::open(global).and_then(|backend| {
+        let targets: Vec<usize> = if args.all_devices {
+            (0..backend.keys().len()).collect()
+        } else {
+            vec![backend.single()?]
+        };
+        Ok((backend, targets))
+    });
+    let (mut backend, targets) = match opened {
+        Ok(opened) => opened,
+        Err(_) if !input_problems.is_empty() => return Err(refused(input_problems)),
+        Err(error) => return Err(error),
     };
     // Every key is checked before the first write anywhere.
     let mut problems = Vec::new();
+    let input_refused = !input_problems.is_empty();
+    if input_refused {
+        problems.push(refused(input_problems));
+    }
     for &key in &targets {
+        // A refused input never asks for a password just to find more problems.
+        if accounts.is_empty() || (input_refused && backend.keys()[key].locked) {
+            continue;
+        }
         if let Err(error) = backend.check_import(key, &accounts, args.force) {
             problems.push(error);
         }

@@ -2,7 +2,7 @@
 //! added, then say exactly what state the key is in. Never parses; never plans.
 
 use thiserror::Error;
-use tracing::{debug, warn};
+use tracing::{debug, info};
 
 use super::plan::{KeyPlan, Planned};
 use crate::oath::{Credential, OathError, Session, Transport, TransportError};
@@ -15,14 +15,16 @@ pub struct ApplyError {
     pub state: String,
 }
 
-/// What one key holds from this run: ids added (removable by [`rollback`]) and ids that
+/// What one key holds from this run: ids added (removable by [`rollback`]), ids that
 /// replaced an account that was there before (`--force`; not restorable, seeds never leave
-/// a key).
+/// a key), and ids deleted to be replaced on a key that cannot overwrite (Nitrokey 3,
+/// CanoKey) whose new PUT then failed: neither the old nor the new account is there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
     pub credentials: Vec<Credential>,
     pub added: Vec<Vec<u8>>,
     pub replaced: Vec<Vec<u8>>,
+    pub deleted: Vec<Vec<u8>>,
 }
 
 /// PUT every planned write in order, then LIST once to check each id is there.
@@ -38,7 +40,8 @@ pub fn apply<T: Transport>(
     match result {
         Ok(()) => Ok(written),
         Err(cause) => {
-            warn!(error = %cause, added = written.added.len(), "import failed midway; rolling back");
+            // The caller reports the error and the key's state; this is for the log only.
+            info!(error = %cause, added = written.added.len(), "import failed midway; rolling back");
             let state = rollback(session, &written, &cause);
             Err(ApplyError { cause, state })
         }
@@ -55,7 +58,17 @@ fn write_all<T: Transport>(
         let Some(account) = accounts.get(write.index) else {
             return Err(OathError::Malformed("import plan out of range".into()));
         };
-        let credential = session.put_planned(&account.data, write.replaces)?;
+        // A key that cannot overwrite gets DELETE, then PUT: done here, so a failing PUT
+        // is known to have left the id deleted.
+        let delete_first = write.replaces && !session.quirks().overwrite;
+        if delete_first {
+            session.delete_raw(&account.data.id.to_bytes())?;
+            written.deleted.push(account.data.id.to_bytes());
+        }
+        let credential = session.put_planned(&account.data, write.replaces && !delete_first)?;
+        if delete_first {
+            written.deleted.pop();
+        }
         if write.replaces {
             written.replaced.push(credential.raw_id.clone());
         } else {
@@ -97,32 +110,65 @@ pub fn rollback<T: Transport>(
         .iter()
         .map(|raw| String::from_utf8_lossy(raw).into_owned())
         .collect();
-    describe_state(&left, &replaced, written.added.len())
+    let deleted: Vec<String> = written
+        .deleted
+        .iter()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned())
+        .collect();
+    describe_state(
+        &State {
+            left: &left,
+            replaced: &replaced,
+            deleted: &deleted,
+            added: written.added.len(),
+        },
+        removed,
+    )
 }
 
-fn describe_state(left: &[String], replaced: &[String], added: usize) -> String {
-    let mut state = if left.is_empty() {
-        if added == 0 && replaced.is_empty() {
+/// What a failed run left on the key, as ids.
+struct State<'a> {
+    left: &'a [String],
+    replaced: &'a [String],
+    deleted: &'a [String],
+    added: usize,
+}
+
+fn describe_state(state: &State, removed: bool) -> String {
+    let mut text = if state.left.is_empty() {
+        if state.added == 0 && state.replaced.is_empty() && state.deleted.is_empty() {
             "nothing was written to the key".to_owned()
         } else {
-            format!("the {added} account(s) this run added were removed again")
+            format!(
+                "the {} account(s) this run added were removed again",
+                state.added
+            )
         }
     } else {
+        let when = if removed { " once the key is back" } else { "" };
         format!(
             "these accounts from this run are still on the key and could not be removed: {} \
-             (delete them with 'oathbridge delete ID --force' once the key is back)",
-            left.join(", ")
+             (delete them with 'oathbridge delete ID --force'{when})",
+            state.left.join(", ")
         )
     };
-    if !replaced.is_empty() {
-        state.push_str(&format!(
+    if !state.replaced.is_empty() {
+        text.push_str(&format!(
             "; replaced with --force before the failure (the old seeds are gone): {}",
-            replaced.join(", ")
+            state.replaced.join(", ")
         ));
-    } else if left.is_empty() {
-        state.push_str("; the key is as it was before");
     }
-    state
+    if !state.deleted.is_empty() {
+        text.push_str(&format!(
+            "; deleted to be replaced, then writing the new one failed (the old seed is \
+             gone; add it again): {}",
+            state.deleted.join(", ")
+        ));
+    }
+    if state.left.is_empty() && state.replaced.is_empty() && state.deleted.is_empty() {
+        text.push_str("; the key is as it was before");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -206,6 +252,43 @@ mod tests {
             error.state
         );
         assert!(session.list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_replacement_deleted_on_a_key_that_cannot_overwrite_is_named_when_its_put_fails() {
+        let card = Arc::new(Mutex::new(Card::new(CardConfig {
+            profile: crate::emulator::Profile::CanoKey,
+            ..CardConfig::default()
+        })));
+        let mut session = session(&card);
+        let old = planned(&["kept"]);
+        session.put_planned(&old[0].data, false).expect("put");
+        let accounts = planned(&["kept"]);
+        let existing = session.list().expect("list");
+        let quirks = session.quirks().clone();
+        assert!(!quirks.overwrite, "a CanoKey deletes before it replaces");
+        let plan = plan_key(
+            &accounts,
+            &KeyView {
+                label: "test",
+                quirks: &quirks,
+                existing: &existing,
+            },
+            true,
+        )
+        .expect("plan");
+        // The DELETE is answered, then the key is gone before the PUT.
+        card.lock()
+            .expect("card")
+            .faults()
+            .update(|f| f.power_loss_after = Some(1));
+        let error = apply(&mut session, &accounts, &plan).expect_err("card removed");
+        assert!(
+            error.state.contains("deleted to be replaced") && error.state.contains("Example:kept"),
+            "{}",
+            error.state
+        );
+        assert!(!error.state.contains("as it was"), "{}", error.state);
     }
 
     #[test]

@@ -68,14 +68,27 @@ fn problem(kind: ProblemKind, text: String) -> Problem {
 /// Key-independent checks, and ids that repeat inside the import (both are refused: which
 /// of two seeds is meant cannot be guessed).
 pub fn prepare(accounts: Vec<Planned>) -> Result<Vec<Planned>, Problems> {
+    let (accounts, problems) = prepare_partial(accounts);
+    if problems.is_empty() {
+        Ok(accounts)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// [`prepare`], keeping the accounts that passed: planning those on the keys as well lets
+/// one refusal name every problem, the input's and the keys' together.
+pub fn prepare_partial(accounts: Vec<Planned>) -> (Vec<Planned>, Vec<Problem>) {
     let mut problems = Vec::new();
+    let mut passed = vec![true; accounts.len()];
     let mut first_seen: HashMap<Vec<u8>, &Location> = HashMap::new();
-    for account in &accounts {
+    for (index, account) in accounts.iter().enumerate() {
         if let Err(error) = account.data.validate() {
             problems.push(problem(
                 ProblemKind::Input,
                 format!("{}: {error}", account.at),
             ));
+            passed[index] = false;
             continue;
         }
         if account.data.id.issuer.as_deref() == Some(STEAM_ISSUER)
@@ -90,26 +103,31 @@ pub fn prepare(accounts: Vec<Planned>) -> Result<Vec<Planned>, Problems> {
                     account.id()
                 ),
             ));
+            passed[index] = false;
         }
         match first_seen.get(&account.data.id.to_bytes()) {
-            Some(first) => problems.push(problem(
-                ProblemKind::Input,
-                format!(
-                    "{}: {}: the same id as {first}; an id can be added once",
-                    account.at,
-                    account.id()
-                ),
-            )),
+            Some(first) => {
+                problems.push(problem(
+                    ProblemKind::Input,
+                    format!(
+                        "{}: {}: the same id as {first}; an id can be added once",
+                        account.at,
+                        account.id()
+                    ),
+                ));
+                passed[index] = false;
+            }
             None => {
                 first_seen.insert(account.data.id.to_bytes(), &account.at);
             }
         }
     }
-    if problems.is_empty() {
-        Ok(accounts)
-    } else {
-        Err(Problems(problems))
-    }
+    let mut passed = passed.into_iter();
+    let accounts = accounts
+        .into_iter()
+        .filter(|_| passed.next().unwrap_or(false))
+        .collect();
+    (accounts, problems)
 }
 
 /// What the plan needs to know about one key: a label for messages, its quirks and the
@@ -143,15 +161,28 @@ pub fn plan_key(accounts: &[Planned], key: &KeyView, force: bool) -> Result<KeyP
         let data = &account.data;
         let place = format!("key {}: {}: {}", key.label, account.at, account.id());
         let mut refuse = |kind, why: &str| problems.push(problem(kind, format!("{place}: {why}")));
+        // Too long for this key is "name too long" (exit 2), as on every other path.
         let id_len = data.id.to_bytes().len();
         if id_len > quirks.max_id_len {
             refuse(
-                ProblemKind::Unsupported,
+                ProblemKind::Input,
                 &format!(
                     "the id is {id_len} bytes; this key stores at most {}",
                     quirks.max_id_len
                 ),
             );
+        }
+        if let Some(max) = quirks.max_key_len {
+            let key_len = data.key_for_card().len();
+            if key_len > max {
+                refuse(
+                    ProblemKind::Unsupported,
+                    &format!(
+                        "secret: {key_len} bytes for {}; this key stores at most {max}",
+                        data.algorithm.name()
+                    ),
+                );
+            }
         }
         if data.algorithm == HashAlgorithm::Sha512 && !quirks.sha512 {
             refuse(

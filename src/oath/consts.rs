@@ -43,8 +43,14 @@ pub const PROP_REQUIRE_TOUCH: u8 = 0x02;
 pub const MASK_TYPE: u8 = 0xF0;
 pub const MASK_ALGO: u8 = 0x0F;
 
-/// Credential id limit on a YubiKey, in UTF-8 bytes.
+/// Credential id limit on a YubiKey (YKOATH spec) and a CanoKey, in UTF-8 bytes.
 pub const MAX_ID_LEN: usize = 64;
+/// Credential id (label) limit on a Nitrokey 3 Secrets App, in bytes: the longest id any
+/// supported key stores (reference §2.3, pynitrokey `CREDENTIAL_LABEL_MAX_SIZE = 127`).
+pub const NITROKEY_MAX_ID_LEN: usize = 127;
+/// Longest HMAC key a CanoKey stores, in bytes (canokey-core `MAX_KEY_LEN` 66 minus the
+/// type and digits bytes).
+pub const CANOKEY_MAX_KEY_LEN: usize = 64;
 /// Keys shorter than this are zero-padded (newer YubiKeys refuse shorter keys).
 pub const MIN_KEY_LEN: usize = 14;
 pub const DEFAULT_PERIOD: u32 = 30;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use super::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD, MAX_ID_LEN, MIN_KEY_LEN};
+use super::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD, MIN_KEY_LEN, NITROKEY_MAX_ID_LEN};
 use crate::otp::{HashAlgorithm, OathType, shorten_key};
 
 /// Issuer that marks a credential hidden (ykman `-H`).
@@ -16,8 +16,9 @@ pub const HIDDEN_ISSUER: &str = "_hidden";
 pub enum CredentialError {
     #[error("account name is empty")]
     EmptyName,
-    #[error("credential id is {0} bytes; a key stores at most {MAX_ID_LEN} UTF-8 bytes")]
-    IdTooLong(usize),
+    /// The id's length and the limit it exceeds, in UTF-8 bytes.
+    #[error("credential id is {0} bytes; this key stores at most {1} UTF-8 bytes")]
+    IdTooLong(usize, usize),
     #[error("issuer must not contain ':'")]
     ColonInIssuer,
     #[error("period must be between 1 and 300 seconds (got {0})")]
@@ -90,8 +91,10 @@ impl CredentialId {
         self.issuer.as_deref() == Some(HIDDEN_ISSUER)
     }
 
-    /// Check the id fits on a key and reads back as the same issuer, name and period
-    /// (ykman's grammar, [`CredentialId::parse`]), so every client shows what we wrote.
+    /// Check the id fits on some key (the Nitrokey 3's 127 bytes; each key's own limit,
+    /// [`super::Quirks::max_id_len`], is checked against that key) and reads back as the
+    /// same issuer, name and period (ykman's grammar, [`CredentialId::parse`]), so every
+    /// client shows what we wrote.
     pub fn validate(&self) -> Result<(), CredentialError> {
         if self.name.is_empty() {
             return Err(CredentialError::EmptyName);
@@ -106,8 +109,8 @@ impl CredentialId {
             return Err(CredentialError::ControlCharacter);
         }
         let len = self.to_bytes().len();
-        if len > MAX_ID_LEN {
-            return Err(CredentialError::IdTooLong(len));
+        if len > NITROKEY_MAX_ID_LEN {
+            return Err(CredentialError::IdTooLong(len, NITROKEY_MAX_ID_LEN));
         }
         let oath_type = if self.period == 0 {
             OathType::Hotp
@@ -302,7 +305,8 @@ mod tests {
 
     #[test]
     fn id_length_is_counted_in_utf8_bytes() {
-        let name = "é".repeat(32); // 64 bytes
+        // The longest id any key stores is the Nitrokey 3's 127 bytes.
+        let name = "é".repeat(63) + "x"; // 127 bytes
         assert!(
             CredentialId::new(None, &name, OathType::Totp, 30)
                 .validate()
@@ -310,7 +314,7 @@ mod tests {
         );
         assert_eq!(
             CredentialId::new(Some("x"), &name, OathType::Totp, 30).validate(),
-            Err(CredentialError::IdTooLong(66))
+            Err(CredentialError::IdTooLong(129, 127))
         );
     }
 

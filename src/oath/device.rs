@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::consts::MAX_ID_LEN;
+use super::consts::{CANOKEY_MAX_KEY_LEN, MAX_ID_LEN, NITROKEY_MAX_ID_LEN};
 use super::select::{SelectInfo, Version};
 use super::status::StatusWord;
 
@@ -102,7 +102,12 @@ pub struct Quirks {
     /// LIST accepts data `01` and appends a property byte (touch flag) per entry.
     pub list_properties: bool,
     pub capacity: Option<usize>,
+    /// Longest credential id PUT accepts, in bytes (YKOATH 64; Nitrokey 3 127, §2.3).
     pub max_id_len: usize,
+    /// Longest HMAC key PUT accepts after ykman's shortening, in bytes, when the key has
+    /// a limit below the hash block size (CanoKey 64, so a SHA-512 seed of 65–128 bytes
+    /// cannot be stored). `None`: anything up to the block size.
+    pub max_key_len: Option<usize>,
     /// The key increments a HOTP counter *before* computing (CanoKey): an account stored
     /// with IMF n first gives the code for n + 1. Clients compensate when they PUT
     /// ([`Quirks::hotp_imf`]): requested counter c > 0 is written as IMF c − 1, so the
@@ -145,6 +150,7 @@ impl Quirks {
                 None
             },
             max_id_len: MAX_ID_LEN,
+            max_key_len: None,
             hotp_increments_first: false,
             hotp_touch_reported: true,
             admin_reset: false,
@@ -168,7 +174,8 @@ impl Quirks {
                 stable_salt: false,
                 list_properties: true,
                 capacity: Some(50),
-                max_id_len: MAX_ID_LEN,
+                max_id_len: NITROKEY_MAX_ID_LEN,
+                max_key_len: None,
                 hotp_increments_first: false,
                 hotp_touch_reported: true,
                 admin_reset: false,
@@ -189,6 +196,7 @@ impl Quirks {
                 list_properties: false,
                 capacity: Some(100),
                 max_id_len: MAX_ID_LEN,
+                max_key_len: Some(CANOKEY_MAX_KEY_LEN),
                 hotp_increments_first: true,
                 hotp_touch_reported: false,
                 admin_reset: true,

@@ -372,8 +372,16 @@ impl<T: Transport> Session<T> {
         let id_len = data.id.to_bytes().len();
         if id_len > self.quirks.max_id_len {
             return Err(OathError::Credential(
-                super::credential::CredentialError::IdTooLong(id_len),
+                super::credential::CredentialError::IdTooLong(id_len, self.quirks.max_id_len),
             ));
+        }
+        if let Some(max) = self.quirks.max_key_len
+            && data.key_for_card().len() > max
+        {
+            return Err(OathError::NotSupported(format!(
+                "seeds over {max} bytes for {}",
+                data.algorithm.name()
+            )));
         }
         if data.algorithm == HashAlgorithm::Sha512 && !self.quirks.sha512 {
             return Err(OathError::NotSupported("SHA-512".into()));
@@ -492,6 +500,14 @@ impl<T: Transport> Session<T> {
         new_id.period = credential.id.period;
         new_id.validate()?;
         let new_raw = new_id.to_bytes();
+        if new_raw.len() > self.quirks.max_id_len {
+            return Err(OathError::Credential(
+                super::credential::CredentialError::IdTooLong(
+                    new_raw.len(),
+                    self.quirks.max_id_len,
+                ),
+            ));
+        }
         if self.list()?.iter().any(|c| c.raw_id == new_raw) {
             return Err(OathError::AlreadyExists);
         }
