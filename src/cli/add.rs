@@ -15,7 +15,7 @@ use super::output::print_json;
 use crate::import::plan::{Planned, Problem, Problems, prepare_partial};
 use crate::import::{AccountSpec, Location, combine};
 use crate::oath::consts::{DEFAULT_DIGITS, DEFAULT_PERIOD};
-use crate::oath::{Credential, CredentialData, CredentialId};
+use crate::oath::{Credential, CredentialData, CredentialId, DeviceKind};
 use crate::otp::{HashAlgorithm, OathType, OtpAuthUri};
 
 #[derive(Debug, Args)]
@@ -234,6 +234,7 @@ pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
     }
     let mut added: Vec<(usize, Vec<Credential>)> = Vec::new();
     for &key in &targets {
+        touch_note(&backend.keys()[key], args);
         match backend.import(key, &accounts, args.force) {
             Ok(credentials) => added.push((key, credentials)),
             Err(error) => return Err(undo_other_keys(backend.as_mut(), &added, error)),
@@ -264,6 +265,18 @@ pub fn add(global: &GlobalArgs, args: &AddArgs) -> CliResult<()> {
         eprintln!("Added {id} to key {device}");
     }
     Ok(())
+}
+
+/// A Nitrokey 3 waits for a touch to store a touch account and to delete an account it
+/// replaces (reference §2.2), and says so only by blinking: tell the person first.
+fn touch_note(key: &super::keys::Key, args: &AddArgs) {
+    if key.kind == DeviceKind::Nitrokey3.name() && (args.touch || args.force) {
+        eprintln!(
+            "note: key {}: a Nitrokey 3 asks for a touch to store each touch account and to \
+             replace each existing one; touch it when it blinks",
+            key.id
+        );
+    }
 }
 
 /// One error with every key's problems (exit 2 if any is about the input, else 8).

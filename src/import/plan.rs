@@ -147,6 +147,9 @@ pub struct Write {
 
 /// The writes for one key: new accounts first, then replacements (each in input order), so a
 /// key that runs out of room or goes away midway fails before an old seed is overwritten.
+/// On a key whose DELETE waits for a touch (Nitrokey 3, whose capacity is known and
+/// planned) replacements come first instead: a touch that does not come then fails the run
+/// before anything was added, rather than leaving additions that only a touch can undo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPlan {
     pub writes: Vec<Write>,
@@ -226,7 +229,8 @@ pub fn plan_key(accounts: &[Planned], key: &KeyView, force: bool) -> Result<KeyP
     }
     if problems.is_empty() {
         // A stable sort: input order within each group.
-        writes.sort_by_key(|write| write.replaces);
+        let replacements_first = quirks.delete_needs_touch && !quirks.overwrite;
+        writes.sort_by_key(|write| write.replaces != replacements_first);
         Ok(KeyPlan { writes })
     } else {
         Err(Problems(problems))
@@ -236,4 +240,72 @@ pub fn plan_key(accounts: &[Planned], key: &KeyView, force: bool) -> Result<KeyP
 /// Steam accounts as Yubico's tools mark them.
 pub fn is_steam(data: &CredentialData) -> bool {
     data.oath_type == OathType::Totp && data.id.issuer.as_deref() == Some(STEAM_ISSUER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oath::{CredentialId, DeviceKind, Version};
+
+    fn accounts(names: &[&str]) -> Vec<Planned> {
+        let accounts = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Planned {
+                at: Location::source("test").at_entry(i + 1),
+                data: CredentialData::totp(Some("Example"), name, b"handed-case-key-0001"),
+            })
+            .collect();
+        prepare(accounts).expect("valid")
+    }
+
+    fn order(kind: DeviceKind, version: Version) -> Vec<usize> {
+        let quirks = Quirks::for_device(kind, version);
+        let existing = vec![Credential {
+            raw_id: b"Example:old".to_vec(),
+            id: CredentialId::parse(b"Example:old", OathType::Totp),
+            oath_type: OathType::Totp,
+            algorithm: None,
+            digits: None,
+            touch: None,
+        }];
+        let key = KeyView {
+            label: "k",
+            quirks: &quirks,
+            existing: &existing,
+        };
+        let plan = plan_key(&accounts(&["new", "old"]), &key, true).expect("plan");
+        plan.writes.iter().map(|w| w.index).collect()
+    }
+
+    #[test]
+    fn replacements_go_last_except_where_delete_waits_for_a_touch() {
+        assert_eq!(order(DeviceKind::YubiKey, Version(5, 7, 2)), [0, 1]);
+        assert_eq!(order(DeviceKind::CanoKey, Version(6, 0, 0)), [0, 1]);
+        // Nitrokey 3: a touch that does not come fails before anything was added.
+        assert_eq!(order(DeviceKind::Nitrokey3, Version(4, 15, 0)), [1, 0]);
+    }
+
+    #[test]
+    fn id_limits_are_per_key() {
+        let long = "n".repeat(100);
+        let planned = accounts(&[&long]);
+        for (kind, version, fits) in [
+            (DeviceKind::Nitrokey3, Version(4, 15, 0), true),
+            (DeviceKind::YubiKey, Version(5, 7, 2), false),
+            (DeviceKind::CanoKey, Version(6, 0, 0), false),
+        ] {
+            let quirks = Quirks::for_device(kind, version);
+            let key = KeyView {
+                label: "k",
+                quirks: &quirks,
+                existing: &[],
+            };
+            let result = plan_key(&planned, &key, false);
+            assert_eq!(result.is_ok(), fits, "{kind:?}: {result:?}");
+            if let Err(problems) = result {
+                assert_eq!(problems.kind(), ProblemKind::Input, "name too long: exit 2");
+            }
+        }
+    }
 }

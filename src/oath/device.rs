@@ -108,6 +108,9 @@ pub struct Quirks {
     /// a limit below the hash block size (CanoKey 64, so a SHA-512 seed of 65–128 bytes
     /// cannot be stored). `None`: anything up to the block size.
     pub max_key_len: Option<usize>,
+    /// DELETE always waits for a touch (Nitrokey 3 Secrets App, reference §2.2 and N6), so
+    /// a replacement under `--force` asks for one, and so does undoing an addition.
+    pub delete_needs_touch: bool,
     /// The key increments a HOTP counter *before* computing (CanoKey): an account stored
     /// with IMF n first gives the code for n + 1. Clients compensate when they PUT
     /// ([`Quirks::hotp_imf`]): requested counter c > 0 is written as IMF c − 1, so the
@@ -151,6 +154,7 @@ impl Quirks {
             },
             max_id_len: MAX_ID_LEN,
             max_key_len: None,
+            delete_needs_touch: false,
             hotp_increments_first: false,
             hotp_touch_reported: true,
             admin_reset: false,
@@ -176,6 +180,7 @@ impl Quirks {
                 capacity: Some(50),
                 max_id_len: NITROKEY_MAX_ID_LEN,
                 max_key_len: None,
+                delete_needs_touch: true,
                 hotp_increments_first: false,
                 hotp_touch_reported: true,
                 admin_reset: false,
@@ -197,6 +202,7 @@ impl Quirks {
                 capacity: Some(100),
                 max_id_len: MAX_ID_LEN,
                 max_key_len: Some(CANOKEY_MAX_KEY_LEN),
+                delete_needs_touch: false,
                 hotp_increments_first: true,
                 hotp_touch_reported: false,
                 admin_reset: true,
