@@ -170,7 +170,13 @@ fn secrets_app_over_ctaphid_while_ccid_is_held_by_another_program() {
         touched.stderr
     );
 
-    ok(&bed, &socket, &["delete", "alice", "--force"], "");
+    let deleted = cli(&bed, &socket, &["delete", "alice", "--force"], "");
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    assert!(
+        deleted.stderr.contains("Touch your key"),
+        "a Nitrokey's DELETE waits for a touch: say so first: {}",
+        deleted.stderr
+    );
     let list = ok(&bed, &socket, &["list"], "");
     assert!(
         !list.contains("alice") && list.contains("Touch:bob"),

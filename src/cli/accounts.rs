@@ -371,9 +371,25 @@ pub fn delete(global: &GlobalArgs, args: &DeleteArgs) -> CliResult<()> {
         ),
         args.force,
     )?;
+    if delete_waits_for_touch(&backend.keys()[key]) {
+        eprintln!("Touch your key to confirm the deletion…");
+    }
     backend.delete(key, &credential)?;
     eprintln!("Deleted {}", credential.id_string());
     Ok(())
+}
+
+/// Whether DELETE on `key` waits for a touch (Nitrokey 3 Secrets App: ykoath.md §2.2, N6).
+fn delete_waits_for_touch(key: &Key) -> bool {
+    use crate::oath::device::{DeviceKind, Quirks};
+    [
+        DeviceKind::YubiKey,
+        DeviceKind::Nitrokey3,
+        DeviceKind::CanoKey,
+    ]
+    .into_iter()
+    .find(|kind| kind.name() == key.kind)
+    .is_some_and(|kind| Quirks::for_device(kind, key.firmware).delete_needs_touch)
 }
 
 pub fn rename(global: &GlobalArgs, args: &RenameArgs) -> CliResult<()> {
