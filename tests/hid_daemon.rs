@@ -221,6 +221,11 @@ fn yubikey_otp_slots_are_accounts_of_a_hid_device() {
         bus.str_property(&device, DEVICE, "Reader")
             .contains("otp.sock")
     );
+    // Its slots are Account objects as soon as the daemon serves (before any GetCodes,
+    // which would list the key again).
+    let accounts = bus.accounts();
+    assert_eq!(accounts.len(), 1, "{:?}", bus.managed_objects());
+    assert_eq!(bus.str_property(&accounts[0], ACCOUNT, "Name"), "slot 2");
     assert_eq!(
         codes_at(&bus, 59),
         vec![("slot 2".to_string(), "287082".to_string())]

@@ -69,12 +69,16 @@ impl CodeCache {
         self.listing = Some((timestamp, credentials));
     }
 
-    /// The kept listing, once, if it was made less than a time step before `now` (older
-    /// ones may miss accounts another program added since).
+    /// How long a kept listing stands for the key, in seconds: it covers the daemon's
+    /// start (scan, bus connection) and a plug-in, not what another program writes later.
+    pub const LISTING_FRESH_SECONDS: u64 = 10;
+
+    /// The kept listing, once, if it was made less than [`Self::LISTING_FRESH_SECONDS`]
+    /// before `now` (older ones may miss accounts another program added since).
     pub fn take_listing(&mut self, now: u64) -> Option<Vec<Credential>> {
         self.listing
             .take()
-            .filter(|(at, _)| now.saturating_sub(*at) < u64::from(DEFAULT_PERIOD))
+            .filter(|(at, _)| now.saturating_sub(*at) < Self::LISTING_FRESH_SECONDS)
             .map(|(_, credentials)| credentials)
     }
 }
@@ -141,10 +145,10 @@ mod tests {
         let credentials = vec![entry(30, 0).credential];
         let mut cache = CodeCache::default();
         cache.keep_listing(1000, credentials.clone());
-        assert_eq!(cache.take_listing(1029).map(|c| c.len()), Some(1));
-        assert!(cache.take_listing(1029).is_none(), "taken once");
+        assert_eq!(cache.take_listing(1009).map(|c| c.len()), Some(1));
+        assert!(cache.take_listing(1009).is_none(), "taken once");
         cache.keep_listing(1000, credentials.clone());
-        assert!(cache.take_listing(1030).is_none(), "a step old");
+        assert!(cache.take_listing(1010).is_none(), "too old");
         cache.keep_listing(1000, credentials);
         cache.clear();
         assert!(cache.take_listing(1000).is_none(), "cleared with the codes");

@@ -60,14 +60,16 @@ pub struct Arrival {
     pub codes: Option<Vec<crate::oath::CodeEntry>>,
 }
 
-/// Identify the key behind `link` and, unless it is locked, list its accounts with their
-/// codes at `now` in the same transaction: SELECT, LIST, CALCULATE ALL (issue 11: one
-/// SELECT per operation). A listing that fails leaves the arrival out; the worker lists
-/// again.
+/// Identify the key behind `link` and, unless it is locked or `known` (by device id: the
+/// same key reached another way, whose worker has its accounts), list its accounts with
+/// their codes at `now` in the same transaction: SELECT, LIST, CALCULATE ALL (issue 11:
+/// one SELECT per operation). A listing that fails leaves the arrival out; the worker
+/// lists again.
 pub fn identify_and_list(
     link: &Link,
     pcsc: Option<&Pcsc>,
     now: u64,
+    known: &dyn Fn(&str) -> bool,
 ) -> Result<(DeviceInfo, Option<Arrival>), CoreError> {
     if !matches!(link, Link::Pcsc { .. }) {
         return identify(link, pcsc).map(|info| (info, None));
@@ -75,7 +77,7 @@ pub fn identify_and_list(
     with_transport(link, None, pcsc, &mut |transport, reader| {
         let mut session = Session::open(transport, reader)?;
         let info = describe(&session, link);
-        let arrival = if session.is_locked() {
+        let arrival = if session.is_locked() || known(&info.id) {
             None
         } else {
             match session.list_with_codes(now) {

@@ -129,6 +129,11 @@ impl DeviceManager {
         }
     }
 
+    /// Whether the key with device id `id` is already served (found another way).
+    fn knows(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Whether `reader` holds a key identified during this same insertion.
     fn knows_insertion(&self, reader: &str, now: &Insertion) -> bool {
         self.lock()
@@ -278,7 +283,7 @@ impl DeviceManager {
                 .filter_map(|reader| {
                     let insertion = pcsc.insertion(&reader).ok();
                     let link = Link::Pcsc { reader };
-                    identify_and_list(&link, Some(&pcsc), crate::clock::unix_now())
+                    identify_and_list(&link, Some(&pcsc), crate::clock::unix_now(), &|_| false)
                         .ok()
                         .map(|(info, arrival)| (link, info, insertion, arrival))
                 })
@@ -313,7 +318,8 @@ impl DeviceManager {
                             {
                                 return Ok(None); // the start-up scan identified this one
                             }
-                            identify_and_list(&probe, Some(&pcsc), crate::clock::unix_now())
+                            let now = crate::clock::unix_now();
+                            identify_and_list(&probe, Some(&pcsc), now, &|id| known.knows(id))
                                 .map(|(info, arrival)| Some((info, insertion, arrival)))
                         })
                         .await;

@@ -7,10 +7,13 @@ use super::*;
 impl Worker {
     /// Every account, with touch/digits details where the key reports them.
     pub fn accounts(&mut self) -> Result<Vec<Credential>, CoreError> {
+        // A listing made now supersedes the one kept from the identification.
+        let now = crate::clock::unix_now();
+        self.cache.lock().take_listing(now);
         if let Link::Otp { path, .. } = &self.link {
             return otp::accounts(path);
         }
-        self.session(|session| Ok(session.list_detailed(crate::clock::unix_now())?))
+        self.session(|session| Ok(session.list_detailed(now)?))
     }
 
     /// [`Self::accounts`] for a key that just arrived (daemon start, plugged in): the
@@ -21,6 +24,9 @@ impl Worker {
         // Listed with the identification a moment ago (same transaction as its SELECT).
         if let Some(credentials) = self.cache.lock().take_listing(now) {
             return Ok(credentials);
+        }
+        if let Link::Otp { path, .. } = &self.link {
+            return otp::accounts(path);
         }
         let (credentials, codes) = self.session(|session| Ok(session.list_with_codes(now)?))?;
         if let Some(codes) = codes {
