@@ -110,7 +110,7 @@ pub struct DirectBackend {
 }
 
 /// Run a Secret Service operation from synchronous code.
-fn with_store<R>(
+pub(super) fn with_store<R>(
     action: impl AsyncFnOnce(&SecretStore) -> Result<R, crate::secrets::SecretsError>,
 ) -> CliResult<R> {
     let runtime = tokio::runtime::Builder::new_current_thread()

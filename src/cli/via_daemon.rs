@@ -190,6 +190,9 @@ impl DaemonBackend {
             self.accounts.push(accounts_of(&objects, device_path));
         }
         if self.keys.is_empty() {
+            // Say why as direct mode would (no reader matches, pcscd not running, …): ask
+            // PC/SC; the daemon's own words only if the keys are there after all.
+            Keys::discover(&filter)?;
             return Err(CliError::NoKey(match (&filter.reader, &filter.device) {
                 (_, Some(device)) => format!("no OATH key with id or serial {device:?} found"),
                 (Some(reader), None) => format!("no OATH key found in readers matching {reader:?}"),
@@ -233,7 +236,7 @@ impl DaemonBackend {
                 ("wait_ms", Value::from(wait_ms)),
             ]);
             if let Some(timestamp) = timestamp {
-                options.insert("timestamp", Value::from(timestamp));
+                options.insert("timestamp", Value::from(at_for_daemon(timestamp)));
             }
             let entries: Vec<Properties> =
                 self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))?;
@@ -287,6 +290,13 @@ impl DaemonBackend {
             .map(|a| a.path.clone())
             .ok_or(CliError::NoMatch)
     }
+}
+
+/// The daemon reads timestamp 0 as "now"; `--at 0` means the epoch. Second 1 is in the
+/// same time step as 0 for every period over 1 s, so it gives the epoch's codes and
+/// validity (a 1 s period, which no issuer uses, would be one step off).
+fn at_for_daemon(timestamp: u64) -> u64 {
+    timestamp.max(1)
 }
 
 /// The accounts of `device`, in the order the key listed them.
@@ -345,7 +355,7 @@ impl Backend for DaemonBackend {
                     path.as_str(),
                     ACCOUNT_IFACE,
                     "Calculate",
-                    &(*t,),
+                    &(at_for_daemon(*t),),
                 )?;
                 Ok(Code {
                     value,
@@ -439,9 +449,18 @@ impl Backend for DaemonBackend {
             })
     }
 
+    /// As in direct mode: the remembered key leaves the Secret Service (the daemon shares
+    /// the store), with the same note when there was none and the same error when there is
+    /// no Secret Service; the daemon then drops the password it holds in memory.
     fn forget(&mut self, key: usize) -> CliResult<()> {
+        let id = self.keys[key].id.clone();
+        let forgotten = super::backend::with_store(async |store| store.forget(&id).await);
         let path = self.device_paths[key].clone();
-        self.call(path.as_str(), DEVICE_IFACE, "Forget", &())
+        self.call::<_, ()>(path.as_str(), DEVICE_IFACE, "Forget", &())?;
+        if !forgotten? {
+            eprintln!("No password was remembered for key {id}");
+        }
+        Ok(())
     }
 
     fn reset(&mut self, key: usize) -> CliResult<()> {
