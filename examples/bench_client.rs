@@ -115,8 +115,9 @@ fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
     v.into().try_to_owned().expect("plain values convert")
 }
 
-async fn get_codes(connection: &Connection, options: &Dict) -> zbus::Result<Entries> {
-    let reply = connection
+/// One GetCodes call, its reply undecoded.
+async fn call_get_codes(connection: &Connection, options: &Dict) -> zbus::Result<zbus::Message> {
+    connection
         .call_method(
             Some(BUS_NAME),
             ROOT_PATH,
@@ -124,8 +125,14 @@ async fn get_codes(connection: &Connection, options: &Dict) -> zbus::Result<Entr
             "GetCodes",
             options,
         )
-        .await?;
-    reply.body().deserialize::<Entries>()
+        .await
+}
+
+async fn get_codes(connection: &Connection, options: &Dict) -> zbus::Result<Entries> {
+    call_get_codes(connection, options)
+        .await?
+        .body()
+        .deserialize::<Entries>()
 }
 
 /// One GetCodes entry as API v1 gives it (`dbus/`, issue 4), decoded the way a client
@@ -180,15 +187,7 @@ async fn timed_calls(
     let mut ms = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        let reply = connection
-            .call_method(
-                Some(BUS_NAME),
-                ROOT_PATH,
-                Some(MANAGER),
-                "GetCodes",
-                options,
-            )
-            .await?;
+        let reply = call_get_codes(connection, options).await?;
         let body = reply.body();
         let got = match decode {
             Decode::Fields => {

@@ -6,13 +6,12 @@
 mod common;
 mod daemon_common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestBed;
+use common::hid::{HidEmulator, wait_socket};
 use common::holder::Holder;
-use common::proc::{stop_child, stop_pid};
+use common::proc::stop_pid;
 use daemon_common::*;
 use zbus::zvariant::Value;
 
@@ -43,55 +42,6 @@ fn codes_at(bus: &Bus, time: u64) -> Vec<(String, String)> {
         .iter()
         .map(|e| (get_str(e, "id"), get_str(e, "code")))
         .collect()
-}
-
-/// An emulator process, stopped when the test ends (also when it fails).
-struct Emulator(Child);
-
-impl Emulator {
-    fn start(bed: &TestBed, socket: &str, args: &[&str]) -> Emulator {
-        let name = Path::new(socket)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("hid");
-        let log_path = bed.dir().join(format!("{name}.log"));
-        let log = std::fs::File::create(log_path).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
-            .arg("emulate")
-            .args(args)
-            .arg("--hid")
-            .arg(format!("unix:{socket}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("start the emulator");
-        Emulator(child)
-    }
-
-    /// Pulled out: SIGKILL, no goodbye (its socket file even stays behind).
-    fn pull(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        stop_child(&mut self.0, Duration::from_secs(2));
-    }
-}
-
-fn wait_socket(socket: &Path) {
-    let deadline = Instant::now() + WAIT;
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "no HID bridge at {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -156,7 +106,7 @@ fn a_hid_key_without_pcscd_comes_and_goes_with_the_usual_signals() {
     assert!(log.contains("0 key(s) at start"), "{log}");
 
     let signals = bus.watch_signals();
-    let mut emulator = Emulator::start(&bed, &socket_arg, &["--profile", "nitrokey"]);
+    let mut emulator = HidEmulator::start(&bed, &socket, &["--profile", "nitrokey"]);
     let (_, added) = signals.wait_for(0, WAIT, "InterfacesAdded(HID device)", |s| {
         s.is_added(DEVICE).is_some()
     });
@@ -194,12 +144,11 @@ fn yubikey_otp_slots_are_accounts_of_a_hid_device() {
     let bus = Bus::connect(&bed);
     let socket = bed.dir().join("otp.sock");
     let socket_arg = socket.display().to_string();
-    let _emulator = Emulator::start(
+    let _emulator = HidEmulator::start(
         &bed,
-        &socket_arg,
+        &socket,
         &["--profile", "yubikey-otp", "--serial", "777"],
     );
-    wait_socket(&socket);
     // Program slot 2 with the RFC 6238 seed (the CLI, talking to the key directly).
     let mut add = bed.command(&[
         "--direct",

@@ -6,13 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestBed;
 use common::cli::{CliRun, run_command};
+use common::hid::{HidEmulator, wait_socket};
 use common::holder::Holder;
-use common::proc::stop_child;
 
 const B32_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
@@ -38,47 +37,6 @@ fn ok(bed: &TestBed, socket: &Path, args: &[&str], stdin: &str) -> String {
     let run = cli(bed, socket, args, stdin);
     assert_eq!(run.code, 0, "{args:?}: {}\n{}", run.stderr, bed.logs());
     run.stdout
-}
-
-/// Wait until the emulator listens on `socket`.
-fn wait_socket(socket: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "no HID bridge at {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A HID-only emulator (no vpcd), stopped on drop.
-struct HidOnly {
-    child: Child,
-}
-
-impl HidOnly {
-    fn start(bed: &TestBed, socket: &Path, args: &[&str]) -> HidOnly {
-        let address = format!("unix:{}", socket.display());
-        let log = std::fs::File::create(bed.dir().join("hid-only.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
-            .args(["emulate", "--hid", &address])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("start the HID emulator");
-        wait_socket(socket);
-        HidOnly { child }
-    }
-}
-
-impl Drop for HidOnly {
-    fn drop(&mut self) {
-        stop_child(&mut self.child, Duration::from_secs(3));
-    }
 }
 
 fn socket_in(bed: &TestBed, name: &str) -> PathBuf {
@@ -201,7 +159,7 @@ fn a_denied_touch_over_ctaphid_is_a_touch_timeout() {
     let state = bed.dir().join("nk3-state.json");
     let state = state.display().to_string();
     // The Nitrokey asks for a touch to add a touch account: approve that one...
-    let emulator = HidOnly::start(&bed, &socket, &["--profile", "nitrokey", "--state", &state]);
+    let emulator = HidEmulator::start(&bed, &socket, &["--profile", "nitrokey", "--state", &state]);
     ok(
         &bed,
         &socket,
@@ -210,7 +168,7 @@ fn a_denied_touch_over_ctaphid_is_a_touch_timeout() {
     );
     drop(emulator);
     // ...then the same key again, with nobody touching it.
-    let _emulator = HidOnly::start(
+    let _emulator = HidEmulator::start(
         &bed,
         &socket,
         &[
@@ -239,7 +197,7 @@ fn a_denied_touch_over_ctaphid_is_a_touch_timeout() {
 fn identify_blinks_a_key_over_ctaphid() {
     let bed = TestBed::start();
     let socket = socket_in(&bed, "wink.sock");
-    let _emulator = HidOnly::start(
+    let _emulator = HidEmulator::start(
         &bed,
         &socket,
         &["--profile", "nitrokey", "--serial", "77", "-v"],
@@ -247,7 +205,7 @@ fn identify_blinks_a_key_over_ctaphid() {
     let json = ok(&bed, &socket, &["--json", "devices"], "");
     let devices: serde_json::Value = serde_json::from_str(&json).expect("devices JSON");
     let id = devices[0]["id"].as_str().expect("a device id").to_owned();
-    let log = || std::fs::read_to_string(bed.dir().join("hid-only.log")).unwrap_or_default();
+    let log = || std::fs::read_to_string(bed.dir().join("wink.log")).unwrap_or_default();
     assert!(!log().contains("CTAPHID WINK"), "{}", log());
     let run = cli(&bed, &socket, &["devices", "--identify", &id], "");
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -8,8 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::TestBed;
-use common::cli::{CliRun, run_cli};
+use common::import_key::{ImportKey, assert_error_lines};
 
 const AT: &str = "1700000000";
 const PASSWORD: &str = "correct horse battery staple";
@@ -30,62 +29,24 @@ fn fixture(path: &str) -> String {
     path.display().to_string()
 }
 
-fn assert_quiet(what: &str, run: &CliRun) {
-    let secrets = SEEDS.iter().copied().chain([PASSWORD]);
-    for secret in secrets {
-        for window in secret.as_bytes().windows(6) {
-            let window = std::str::from_utf8(window).expect("ascii");
-            for text in [&run.stdout, &run.stderr] {
-                assert!(
-                    !text.contains(window),
-                    "{what}: output holds {window:?}: {text}"
-                );
-            }
-        }
-    }
-}
+/// The import tests' key: no seed or the test password may reach the output.
+struct Key(ImportKey);
 
-struct Key {
-    bed: TestBed,
+impl std::ops::Deref for Key {
+    type Target = ImportKey;
+    fn deref(&self) -> &ImportKey {
+        &self.0
+    }
 }
 
 impl Key {
     fn new() -> Key {
-        let mut bed = TestBed::start();
-        bed.attach_card(0, &["--profile", "yubikey"]);
-        Key { bed }
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> CliRun {
-        let mut all = vec!["--direct"];
-        all.extend_from_slice(args);
-        let run = run_cli(&self.bed, &all, stdin);
-        assert_quiet(&format!("{args:?}"), &run);
-        run
-    }
-
-    fn ids(&self) -> Vec<String> {
-        let run = self.run(&["list", "-H"], "");
-        assert_eq!(run.code, 0, "list: {}", run.stderr);
-        let mut ids: Vec<String> = run
-            .stdout
-            .lines()
-            .filter_map(|l| l.split("  ").next())
-            .map(str::to_owned)
-            .collect();
-        ids.sort();
-        ids
-    }
-
-    fn reset(&self) {
-        let run = self.run(&["reset", "--force"], "");
-        assert_eq!(run.code, 0, "reset: {}", run.stderr);
+        let secrets: Vec<&str> = SEEDS.iter().copied().chain([PASSWORD]).collect();
+        Key(ImportKey::new(&secrets))
     }
 
     fn code(&self, id: &str) -> String {
-        let run = self.run(&["code", id, "--exact", "--at", AT, "-s"], "");
-        assert_eq!(run.code, 0, "code {id}: {}", run.stderr);
-        run.stdout.trim().to_owned()
+        self.0.code(id, AT)
     }
 
     /// Refused with exit 2, exactly `lines` (in order, each after `error: `), key unchanged.
@@ -93,15 +54,7 @@ impl Key {
         let before = self.ids();
         let run = self.run(args, stdin);
         assert_eq!(run.code, 2, "{what}: exit {}: {}", run.code, run.stderr);
-        let got: Vec<&str> = run.stderr.lines().collect();
-        assert_eq!(got.len(), lines.len(), "{what}: {}", run.stderr);
-        for (line, want) in got.iter().zip(lines) {
-            assert!(line.starts_with("error: "), "{what}: {line}");
-            assert!(
-                line.ends_with(want),
-                "{what}: {line:?} does not end with {want:?}"
-            );
-        }
+        assert_error_lines(what, &run.stderr, lines);
         assert_eq!(self.ids(), before, "{what}: the key changed");
     }
 }

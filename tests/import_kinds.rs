@@ -10,8 +10,8 @@ mod common;
 
 use std::io::Cursor;
 
-use common::TestBed;
-use common::cli::{CliRun, run_cli};
+use common::cli::CliRun;
+use common::import_key::{ImportKey, assert_error_lines};
 use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
 use qrcode::{Color, QrCode};
 
@@ -44,23 +44,29 @@ const BATCH_2_OF_2: &str = "otpauth-migration://offline?data=CioKFGhhbmRlZC1jYXN
 /// One entry: name "example: alice" with issuer "Example" (Google keeps the label's prefix).
 const NAME_REPEATS_ISSUER: &str = "otpauth-migration://offline?data=CjUKFGhhbmRlZC1jYXNlLWtleS0wMDAxEg5leGFtcGxlOiBhbGljZRoHRXhhbXBsZSABKAEwAhAB";
 
-struct Key {
-    bed: TestBed,
+/// The import tests' key: no seed (nor its lower-case form) may reach the output.
+struct Key(ImportKey);
+
+impl std::ops::Deref for Key {
+    type Target = ImportKey;
+    fn deref(&self) -> &ImportKey {
+        &self.0
+    }
 }
 
 impl Key {
     fn new() -> Key {
-        let mut bed = TestBed::start();
-        bed.attach_card(0, &["--profile", "yubikey"]);
-        Key { bed }
+        let lower: Vec<String> = SEEDS.iter().map(|s| s.to_lowercase()).collect();
+        let secrets: Vec<&str> = SEEDS
+            .iter()
+            .copied()
+            .chain(lower.iter().map(String::as_str))
+            .collect();
+        Key(ImportKey::new(&secrets))
     }
 
-    fn run(&self, args: &[&str], stdin: &str) -> CliRun {
-        let mut all = vec!["--direct"];
-        all.extend_from_slice(args);
-        let run = run_cli(&self.bed, &all, stdin);
-        assert_no_seed(&format!("{args:?}"), &run);
-        run
+    fn code(&self, id: &str) -> String {
+        self.0.code(id, AT)
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> String {
@@ -77,30 +83,6 @@ impl Key {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run(&args, "")
-    }
-
-    fn ids(&self) -> Vec<String> {
-        let run = self.run(&["list", "-H"], "");
-        assert_eq!(run.code, 0, "list: {}", run.stderr);
-        let mut ids: Vec<String> = run
-            .stdout
-            .lines()
-            .filter_map(|l| l.split("  ").next())
-            .map(str::to_owned)
-            .collect();
-        ids.sort();
-        ids
-    }
-
-    fn code(&self, id: &str) -> String {
-        let run = self.run(&["code", id, "--exact", "--at", AT, "-s"], "");
-        assert_eq!(run.code, 0, "code {id}: {}", run.stderr);
-        run.stdout.trim().to_owned()
-    }
-
-    fn reset(&self) {
-        let run = self.run(&["reset", "--force"], "");
-        assert_eq!(run.code, 0, "reset: {}", run.stderr);
     }
 
     /// Added with exit 0: exactly `ids` on the (reset) key afterwards.
@@ -123,34 +105,8 @@ impl Key {
         let stderr = run
             .stderr
             .replace(&format!("{}/", self.bed.dir().display()), "");
-        let got: Vec<&str> = stderr.lines().collect();
-        assert_eq!(got.len(), lines.len(), "{what}: {}", run.stderr);
-        for (line, want) in got.iter().zip(lines) {
-            assert!(line.starts_with("error: "), "{what}: {line}");
-            assert!(
-                line.ends_with(want),
-                "{what}: {line:?} does not end with {want:?}"
-            );
-        }
+        assert_error_lines(what, &stderr, lines);
         assert_eq!(self.ids(), before, "{what}: the key changed");
-    }
-}
-
-/// No six-character window of any seed (nor of its lower-case form) in the output.
-fn assert_no_seed(what: &str, run: &CliRun) {
-    for seed in SEEDS {
-        let lower = seed.to_lowercase();
-        for secret in [seed, lower.as_str()] {
-            for window in secret.as_bytes().windows(6) {
-                let window = std::str::from_utf8(window).expect("ascii");
-                for text in [&run.stdout, &run.stderr] {
-                    assert!(
-                        !text.contains(window),
-                        "{what}: output holds {window}: {text}"
-                    );
-                }
-            }
-        }
     }
 }
 

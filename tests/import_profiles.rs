@@ -8,13 +8,11 @@
 mod common;
 mod daemon_common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use common::TestBed;
 use common::cli::{CliRun, run_cli, run_command};
-use common::proc::stop_child;
+use common::hid::HidEmulator;
 use daemon_common::{Bus, Daemon};
 
 const AT: &str = "1700000000";
@@ -99,7 +97,7 @@ struct Setup {
     bed: TestBed,
     mode: Mode,
     socket: Option<PathBuf>,
-    _hid: Option<HidOnly>,
+    _hid: Option<HidEmulator>,
     _daemon: Option<Daemon>,
 }
 
@@ -110,7 +108,7 @@ impl Setup {
         let (mut socket, mut hid) = (None, None);
         if mode == Mode::Hid {
             let path = bed.dir().join("nitrokey.sock");
-            hid = Some(HidOnly::start(&bed, &path, cards[0]));
+            hid = Some(HidEmulator::start(&bed, &path, cards[0]));
             socket = Some(path);
         } else {
             for (slot, args) in cards.iter().enumerate() {
@@ -207,38 +205,6 @@ fn refused(run: &CliRun, code: i32, names: &[&str]) {
     }
     for name in names {
         assert!(run.stderr.contains(name), "{name} not in {}", run.stderr);
-    }
-}
-
-/// A HID-only emulator (no vpcd), stopped on drop.
-struct HidOnly {
-    child: Child,
-}
-
-impl HidOnly {
-    fn start(bed: &TestBed, socket: &Path, args: &[&str]) -> HidOnly {
-        let address = format!("unix:{}", socket.display());
-        let log = std::fs::File::create(bed.dir().join("hid-only.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_oathbridge"))
-            .args(["emulate", "--hid", &address])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("start the HID emulator");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::os::unix::net::UnixStream::connect(socket).is_err() {
-            assert!(Instant::now() < deadline, "no HID bridge");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        HidOnly { child }
-    }
-}
-
-impl Drop for HidOnly {
-    fn drop(&mut self) {
-        stop_child(&mut self.child, Duration::from_secs(3));
     }
 }
 

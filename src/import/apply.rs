@@ -176,24 +176,29 @@ mod tests {
     use super::*;
     use crate::emulator::{Card, CardConfig, EmulatorTransport};
     use crate::import::Location;
-    use crate::import::plan::{KeyView, plan_key, prepare};
+    use crate::import::plan::tests::accounts as planned;
+    use crate::import::plan::{KeyView, plan_key};
     use crate::oath::CredentialData;
     use std::sync::{Arc, Mutex};
 
-    fn planned(names: &[&str]) -> Vec<Planned> {
-        let accounts = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Planned {
-                at: Location::source("test").at_entry(i + 1),
-                data: CredentialData::totp(Some("Example"), name, b"handed-case-key-0001"),
-            })
-            .collect();
-        prepare(accounts).expect("valid accounts")
-    }
-
     fn session(card: &Arc<Mutex<Card>>) -> Session<EmulatorTransport> {
         Session::open(EmulatorTransport::from_shared(card.clone()), None).expect("select")
+    }
+
+    /// The plan for `accounts` on the key behind `session`, as listed now.
+    fn plan_on(
+        session: &mut Session<EmulatorTransport>,
+        accounts: &[Planned],
+        force: bool,
+    ) -> KeyPlan {
+        let existing = session.list().expect("list");
+        let quirks = session.quirks().clone();
+        let key = KeyView {
+            label: "test",
+            quirks: &quirks,
+            existing: &existing,
+        };
+        plan_key(accounts, &key, force).expect("plan")
     }
 
     #[test]
@@ -201,18 +206,7 @@ mod tests {
         let card = Arc::new(Mutex::new(Card::new(CardConfig::default())));
         let accounts = planned(&["a", "b", "c"]);
         let mut session = session(&card);
-        let existing = session.list().expect("list");
-        let quirks = session.quirks().clone();
-        let plan = plan_key(
-            &accounts,
-            &KeyView {
-                label: "test",
-                quirks: &quirks,
-                existing: &existing,
-            },
-            false,
-        )
-        .expect("plan");
+        let plan = plan_on(&mut session, &accounts, false);
         // SELECT was the first APDU; answer two PUTs, then the card is gone.
         card.lock()
             .expect("card")
@@ -264,19 +258,11 @@ mod tests {
         let old = planned(&["kept"]);
         session.put_planned(&old[0].data, false).expect("put");
         let accounts = planned(&["kept"]);
-        let existing = session.list().expect("list");
-        let quirks = session.quirks().clone();
-        assert!(!quirks.overwrite, "a CanoKey deletes before it replaces");
-        let plan = plan_key(
-            &accounts,
-            &KeyView {
-                label: "test",
-                quirks: &quirks,
-                existing: &existing,
-            },
-            true,
-        )
-        .expect("plan");
+        assert!(
+            !session.quirks().overwrite,
+            "a CanoKey deletes before it replaces"
+        );
+        let plan = plan_on(&mut session, &accounts, true);
         // The DELETE is answered, then the key is gone before the PUT.
         card.lock()
             .expect("card")
@@ -302,18 +288,7 @@ mod tests {
         // The replacement comes first in the input, a new account second.
         let mut accounts = planned(&["kept", "fresh"]);
         accounts[0].data.secret = zeroize::Zeroizing::new(b"handed-case-key-0002".to_vec());
-        let existing = session.list().expect("list");
-        let quirks = session.quirks().clone();
-        let plan = plan_key(
-            &accounts,
-            &KeyView {
-                label: "test",
-                quirks: &quirks,
-                existing: &existing,
-            },
-            true,
-        )
-        .expect("plan");
+        let plan = plan_on(&mut session, &accounts, true);
         // One PUT is answered, then the key is gone.
         card.lock()
             .expect("card")

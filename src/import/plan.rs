@@ -243,11 +243,12 @@ pub fn is_steam(data: &CredentialData) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::oath::{CredentialId, DeviceKind, Version};
 
-    fn accounts(names: &[&str]) -> Vec<Planned> {
+    /// TOTP accounts `Example:<name>` with one test seed, prepared for planning.
+    pub(crate) fn accounts(names: &[&str]) -> Vec<Planned> {
         let accounts = names
             .iter()
             .enumerate()

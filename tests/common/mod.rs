@@ -35,7 +35,9 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod hid;
 pub mod holder;
+pub mod import_key;
 pub mod keyring;
 pub mod proc;
 pub mod x11;
