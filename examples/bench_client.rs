@@ -3,6 +3,7 @@
 //! (`DBUS_SESSION_BUS_ADDRESS`); prints `key=value` lines for the script.
 //!
 //!   cargo run --release --example bench_client -- latency --calls 1000
+//!   cargo run --release --example bench_client -- echo &   # then: latency --echo
 //!   cargo run --release --example bench_client -- soak --calls 100000 --clients 4 \
 //!       --max-seconds 240 --write-reader "Virtual PCD 00 00" --soak-secret JBSWY3DPEHPK3PXP
 
@@ -23,6 +24,8 @@ const DEVICE: &str = "io.github.oathbridge.OathBridge1.Device";
 const ACCOUNT: &str = "io.github.oathbridge.OathBridge1.Account";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
+/// The bus name `echo` takes.
+const ECHO_NAME: &str = "io.github.oathbridge.BenchEcho";
 /// Accounts the soak deletes and adds again, on the key in `--write-reader`.
 const SOAK_SLOTS: usize = 2;
 
@@ -44,6 +47,17 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         warmup: usize,
         /// GetCodes option "timestamp" (0 = now); a fixed one keeps every call cached.
+        #[arg(long, default_value_t = 0)]
+        timestamp: u64,
+        /// Also time the same calls to `echo` (its name must be on the bus), interleaved.
+        #[arg(long)]
+        echo: bool,
+    },
+    /// The physical minimum of a cached GetCodes: take the name ECHO_NAME and answer every
+    /// method call with the body of one real GetCodes reply (captured at start), sent as
+    /// prebuilt bytes: one bus round trip carrying the same entries, no daemon logic.
+    Echo {
+        /// GetCodes option "timestamp" of the captured reply (0 = now).
         #[arg(long, default_value_t = 0)]
         timestamp: u64,
     },
@@ -83,7 +97,9 @@ fn main() -> ExitCode {
                 calls,
                 warmup,
                 timestamp,
-            } => latency(calls, warmup, timestamp).await,
+                echo,
+            } => latency(calls, warmup, timestamp, echo).await,
+            Command::Echo { timestamp } => serve_echo(timestamp).await,
             Command::Soak {
                 calls,
                 clients,
@@ -115,11 +131,20 @@ fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
     v.into().try_to_owned().expect("plain values convert")
 }
 
-/// One GetCodes call, its reply undecoded.
+/// One GetCodes call to the daemon, its reply undecoded.
 async fn call_get_codes(connection: &Connection, options: &Dict) -> zbus::Result<zbus::Message> {
+    call_get_codes_of(connection, BUS_NAME, options).await
+}
+
+/// One GetCodes call to `destination` (the daemon or the echo), its reply undecoded.
+async fn call_get_codes_of(
+    connection: &Connection,
+    destination: &str,
+    options: &Dict,
+) -> zbus::Result<zbus::Message> {
     connection
         .call_method(
-            Some(BUS_NAME),
+            Some(destination),
             ROOT_PATH,
             Some(MANAGER),
             "GetCodes",
@@ -176,9 +201,11 @@ enum Decode {
     None,
 }
 
-/// `calls` GetCodes over `connection`, one at a time: the time of each in ms.
+/// `calls` GetCodes to `destination` over `connection`, one at a time: the time of each
+/// in ms.
 async fn timed_calls(
     connection: &Connection,
+    destination: &str,
     options: &Dict,
     calls: usize,
     decode: Decode,
@@ -187,7 +214,7 @@ async fn timed_calls(
     let mut ms = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        let reply = call_get_codes(connection, options).await?;
+        let reply = call_get_codes_of(connection, destination, options).await?;
         let body = reply.body();
         let got = match decode {
             Decode::Fields => {
@@ -223,43 +250,104 @@ async fn timed_calls(
     Ok(ms)
 }
 
-async fn latency(calls: usize, warmup: usize, timestamp: u64) -> zbus::Result<()> {
-    let connection = Connection::session().await?;
+fn timestamp_options(timestamp: u64) -> Dict {
     let mut options = Dict::new();
     if timestamp != 0 {
         options.insert("timestamp".into(), value(timestamp));
     }
+    options
+}
+
+async fn latency(calls: usize, warmup: usize, timestamp: u64, echo: bool) -> zbus::Result<()> {
+    let connection = Connection::session().await?;
+    let options = timestamp_options(timestamp);
     let mut entries = 0;
     for _ in 0..warmup.max(1) {
         entries = get_codes(&connection, &options).await?.len();
     }
-    // The three ways in rounds of 50 calls, so that each sees the same machine (CPU
-    // frequency, other load) rather than one block after another.
-    let (mut ms, mut generic, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    // Each way in rounds of 50 calls, so that each sees the same machine (CPU frequency,
+    // other load) rather than one block after another.
+    let mut ways = vec![
+        (BUS_NAME, Decode::Fields, Vec::new()),
+        (BUS_NAME, Decode::Generic, Vec::new()),
+        (BUS_NAME, Decode::None, Vec::new()),
+    ];
+    if echo {
+        ways.push((ECHO_NAME, Decode::Fields, Vec::new()));
+        ways.push((ECHO_NAME, Decode::None, Vec::new()));
+        for _ in 0..warmup.max(1) {
+            timed_calls(&connection, ECHO_NAME, &options, 1, Decode::Fields, entries).await?;
+        }
+    }
     let mut left = calls;
     while left > 0 {
         let round = left.min(50);
         left -= round;
-        ms.extend(timed_calls(&connection, &options, round, Decode::Fields, entries).await?);
-        generic.extend(timed_calls(&connection, &options, round, Decode::Generic, entries).await?);
-        raw.extend(timed_calls(&connection, &options, round, Decode::None, entries).await?);
+        for (destination, decode, times) in &mut ways {
+            let timed = timed_calls(&connection, destination, &options, round, *decode, entries);
+            times.extend(timed.await?);
+        }
     }
-    for times in [&mut ms, &mut generic, &mut raw] {
+    for (_, _, times) in &mut ways {
         times.sort_by(f64::total_cmp);
     }
     let pick = |v: &[f64], q: f64| v[((q * v.len() as f64) as usize).min(v.len() - 1)];
+    let ms = &ways[0].2;
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    println!(
-        "entries={entries} n={} p50_ms={:.3} p95_ms={:.3} p99_ms={:.3} mean_ms={mean:.3} max_ms={:.3} generic_p50_ms={:.3} raw_p50_ms={:.3} calls_total={}",
+    print!(
+        "entries={entries} n={} p50_ms={:.3} p95_ms={:.3} p99_ms={:.3} mean_ms={mean:.3} max_ms={:.3} generic_p50_ms={:.3} raw_p50_ms={:.3} raw_p95_ms={:.3} raw_p99_ms={:.3} calls_total={}",
         ms.len(),
-        pick(&ms, 0.50),
-        pick(&ms, 0.95),
-        pick(&ms, 0.99),
+        pick(ms, 0.50),
+        pick(ms, 0.95),
+        pick(ms, 0.99),
         ms[ms.len() - 1],
-        pick(&generic, 0.50),
-        pick(&raw, 0.50),
+        pick(&ways[1].2, 0.50),
+        pick(&ways[2].2, 0.50),
+        pick(&ways[2].2, 0.95),
+        pick(&ways[2].2, 0.99),
         warmup.max(1) + 3 * calls,
     );
+    if echo {
+        print!(
+            " echo_p50_ms={:.3} echo_raw_p50_ms={:.3} echo_calls_total={}",
+            pick(&ways[3].2, 0.50),
+            pick(&ways[4].2, 0.50),
+            warmup.max(1) + 2 * calls,
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// Answer every method call on ECHO_NAME with the body of one real GetCodes reply.
+async fn serve_echo(timestamp: u64) -> zbus::Result<()> {
+    use futures_util::StreamExt;
+    use zbus::message::Type;
+
+    let connection = Connection::session().await?;
+    let sample = call_get_codes(&connection, &timestamp_options(timestamp)).await?;
+    let endian = zbus::zvariant::Endian::from(sample.primary_header().endian_sig());
+    let body = sample.body();
+    let bytes: &[u8] = body.data();
+    let mut stream = zbus::MessageStream::from(&connection);
+    connection.request_name(ECHO_NAME).await?;
+    println!("echo: {} bytes", bytes.len());
+    while let Some(message) = stream.next().await {
+        let message = message?;
+        let header = message.header();
+        if header.message_type() != Type::MethodCall {
+            continue;
+        }
+        // SAFETY: the bytes are the body of a reply received with signature aa{sv} in
+        // `endian`, without file descriptors; a body starts 8-aligned in any message, so
+        // its padding holds in the new one.
+        let reply = unsafe {
+            zbus::Message::method_return(&header)?
+                .endian(endian)
+                .build_raw_body(bytes, "aa{sv}", Vec::new())?
+        };
+        connection.send(&reply).await?;
+    }
     Ok(())
 }
 
