@@ -91,3 +91,51 @@ fn daemon_and_direct_agree() {
         forget.stderr
     );
 }
+
+/// An account another program writes while the daemon runs (ykman, `--direct`) is found
+/// through the daemon at once, though the daemon already cached that time step: a lookup
+/// that finds nothing makes it read the keys again (GetCodes "refresh").
+#[test]
+fn accounts_another_program_adds_are_found_at_once() {
+    let mut bed = TestBed::start();
+    bed.attach_card(0, &["--profile", "yubikey"]);
+    bed.start_dbus();
+    let bus = Bus::connect(&bed);
+    let add = |bed: &TestBed, id: &str| {
+        let added = run_cli(bed, &["--direct", "add", id, "--from", "-"], RFC_SHA1);
+        assert_eq!(added.code, 0, "{id}: {}", added.stderr);
+    };
+    add(&bed, "GitHub:alice");
+    let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
+    let at = "1800000000";
+
+    // The daemon caches the step with alice only.
+    let first = run_cli(&bed, &["code", "--at", at], "");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(!first.stdout.contains("bob"), "{}", first.stdout);
+
+    add(&bed, "Acme:bob");
+    let bob = same(&bed, &["code", "-s", "bob", "--at", at]);
+    assert_eq!(bob.code, 0, "{}", bob.stderr);
+    assert_eq!(bob.stdout.trim().len(), 6, "{}", bob.stdout);
+    // The refreshed step has both, from the cache now.
+    let both = same(&bed, &["code", "--at", at]);
+    assert_eq!(both.stdout.lines().count(), 2, "{}", both.stdout);
+
+    add(&bed, "Acme:carol");
+    let carol = same(&bed, &["list", "carol"]);
+    assert_eq!(
+        (carol.code, carol.stdout.as_str()),
+        (0, "Acme:carol  TOTP SHA1\n")
+    );
+
+    add(&bed, "Acme:dave");
+    let deleted = run_cli(&bed, &["delete", "dave", "--force"], "");
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let gone = run_cli(&bed, &["--direct", "list", "dave"], "");
+    assert_eq!((gone.code, gone.stdout.as_str()), (0, ""));
+
+    // Still no match after reading the keys again: exit 3, as in direct mode.
+    let none = same(&bed, &["code", "nobody", "--at", at]);
+    assert_eq!(none.code, 3, "{}", none.stderr);
+}

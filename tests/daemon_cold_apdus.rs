@@ -1,7 +1,8 @@
 //! The daemon's start on a key with accounts, counted in pcscd's APDU log: it identifies
 //! the key and lists it in the same transaction (one SELECT, then LIST + CALCULATE ALL,
 //! whose codes it keeps), and the call that activated it (`oathbridge code`, through D-Bus
-//! activation) is answered without another card exchange.
+//! activation) is answered without another card exchange. A GetCodes "refresh" reads the
+//! key again in one transaction, and the step it read is then cached.
 //!
 //! Its own test binary: pcscd's APDU log is switched on through the process environment.
 
@@ -91,6 +92,30 @@ otpauth://totp/Example:slow?secret=KRSXG5CTMVRXEZLU&period=60
          ALL + CALCULATE of the 60 s account), and nothing for the first GetCodes; \
          got {apdus:#?}"
     );
+
+    // GetCodes "refresh" (a lookup that found nothing, in the CLI): the listing and the codes
+    // read again in one transaction even though the step is cached, then served from the
+    // cache. A fixed time far from now: no boundary to allow for.
+    let at = 1_800_000_000u64;
+    let offset = bed.pcscd_log_len();
+    let refreshed = bus.get_codes(&[("timestamp", at.into()), ("refresh", true.into())]);
+    assert_eq!(refreshed.len(), 5, "{refreshed:?}");
+    let again = bus.get_codes(&[("timestamp", at.into())]);
+    assert_eq!(again, refreshed, "the refreshed step is cached");
+    let apdus = bed.apdus_since(offset);
+    let count = |prefix: &str| apdus.iter().filter(|a| a.starts_with(prefix)).count();
+    assert_eq!(
+        (
+            count("00 A4 04 00"),
+            count("00 A1 00 00"),
+            count("00 A4 00 01"),
+            count("00 A2 00")
+        ),
+        (1, 1, 1, 1),
+        "a refresh: SELECT, LIST, CALCULATE ALL and the 60 s account's CALCULATE, once; \
+         the next call nothing; got {apdus:#?}"
+    );
+
     let pid = bus
         .owner_pid(BUS_NAME)
         .expect("the activated daemon owns the name");

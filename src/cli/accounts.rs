@@ -125,21 +125,38 @@ fn describe(matches: &[impl std::borrow::Borrow<(usize, Credential)>], keys: &[K
         .join(", ")
 }
 
-pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
-    let mut backend = backend::open(global)?;
-    let mut rows: Vec<(usize, Credential)> = Vec::new();
+/// Every key's accounts, with the index of their key.
+fn all_accounts(backend: &mut dyn Backend) -> CliResult<Vec<(usize, Credential)>> {
+    let mut rows = Vec::new();
     for index in 0..backend.keys().len() {
         let credentials = backend.list(index)?;
         rows.extend(credentials.into_iter().map(|c| (index, c)));
     }
+    Ok(rows)
+}
+
+/// `read` again after [`Backend::refresh`] if `found_none` says its rows hold no match: the
+/// daemon's cache may miss an account another program added a moment ago.
+fn read_again_if_none<T>(
+    backend: &mut dyn Backend,
+    read: impl Fn(&mut dyn Backend) -> CliResult<Vec<T>>,
+    found_none: impl Fn(&[T]) -> bool,
+) -> CliResult<Vec<T>> {
+    let rows = read(backend)?;
+    if found_none(&rows) && backend.refresh()? {
+        return read(backend);
+    }
+    Ok(rows)
+}
+
+pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
+    let mut backend = backend::open(global)?;
+    let query = args.query.as_deref();
+    let rows = read_again_if_none(backend.as_mut(), all_accounts, |rows| {
+        select_matches(rows, |r| &r.1, query, false, args.show_hidden).is_empty()
+    })?;
     let keys = backend.keys();
-    let matches = select_matches(
-        &rows,
-        |r| &r.1,
-        args.query.as_deref(),
-        false,
-        args.show_hidden,
-    );
+    let matches = select_matches(&rows, |r| &r.1, query, false, args.show_hidden);
     if global.json {
         let out: Vec<AccountJson> = matches
             .iter()
@@ -171,21 +188,31 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     }
     let timestamp = args.at.unwrap_or_else(now);
     let mut backend = backend::open_prefetching(global, Some(timestamp))?;
-    let mut rows: Vec<(usize, CodeEntry)> = Vec::new();
-    for index in 0..backend.keys().len() {
-        let entries = backend.codes(index, timestamp)?;
-        rows.extend(entries.into_iter().map(|e| (index, e)));
-    }
-    let matches: Vec<(usize, CodeEntry)> = select_matches(
-        &rows,
-        |r| &r.1.credential,
-        args.query.as_deref(),
-        args.exact,
-        args.show_hidden,
-    )
-    .into_iter()
-    .cloned()
-    .collect();
+    let all_codes = |backend: &mut dyn Backend| -> CliResult<Vec<(usize, CodeEntry)>> {
+        let mut rows = Vec::new();
+        for index in 0..backend.keys().len() {
+            let entries = backend.codes(index, timestamp)?;
+            rows.extend(entries.into_iter().map(|e| (index, e)));
+        }
+        Ok(rows)
+    };
+    let query = args.query.as_deref();
+    let matching = |rows: &[(usize, CodeEntry)]| -> Vec<(usize, CodeEntry)> {
+        select_matches(
+            rows,
+            |r| &r.1.credential,
+            query,
+            args.exact,
+            args.show_hidden,
+        )
+        .into_iter()
+        .cloned()
+        .collect()
+    };
+    let rows = read_again_if_none(backend.as_mut(), all_codes, |rows| {
+        matching(rows).is_empty()
+    })?;
+    let matches = matching(&rows);
     let needs_one = args.single || args.count > 1;
     match matches.len() {
         0 => return Err(CliError::NoMatch),
@@ -324,11 +351,9 @@ fn print_codes(global: &GlobalArgs, keys: &[Key], rows: &[(usize, CodeEntry)]) -
 
 /// The single account `query` names, on any key (hidden accounts included).
 fn find_one(backend: &mut dyn Backend, query: &str) -> CliResult<(usize, Credential)> {
-    let mut rows = Vec::new();
-    for index in 0..backend.keys().len() {
-        let credentials = backend.list(index)?;
-        rows.extend(credentials.into_iter().map(|c| (index, c)));
-    }
+    let rows = read_again_if_none(backend, all_accounts, |rows| {
+        select_matches(rows, |r| &r.1, Some(query), false, true).is_empty()
+    })?;
     let matches = select_matches(&rows, |r| &r.1, Some(query), false, true);
     match matches.as_slice() {
         [] => Err(CliError::NoMatch),

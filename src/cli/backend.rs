@@ -71,6 +71,13 @@ pub trait Backend {
         })
     }
 
+    /// Read the keys again where answers may come from a cache (the daemon's), so that a
+    /// lookup that found nothing can try once more: an account another program added since
+    /// is then found. True if anything was read again; direct mode always reads the keys.
+    fn refresh(&mut self) -> CliResult<bool> {
+        Ok(false)
+    }
+
     /// A password is set on the key (`Key::locked` says whether one is needed now).
     fn has_password(&self, key: usize) -> bool {
         self.keys()[key].locked

@@ -229,17 +229,7 @@ impl DaemonBackend {
     pub fn get_codes(&mut self, key: usize, timestamp: Option<u64>) -> CliResult<Vec<CodeEntry>> {
         self.ensure_unlocked(key)?;
         if self.codes.as_ref().is_none_or(|(at, _)| *at != timestamp) {
-            // The CLI wants every key's answer, as in direct mode: wait as long as a call.
-            let wait_ms = u32::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
-            let mut options: HashMap<&str, Value<'_>> = HashMap::from([
-                ("show_hidden", Value::from(true)),
-                ("wait_ms", Value::from(wait_ms)),
-            ]);
-            if let Some(timestamp) = timestamp {
-                options.insert("timestamp", Value::from(at_for_daemon(timestamp)));
-            }
-            let entries: Vec<Properties> =
-                self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))?;
+            let entries = self.call_get_codes(timestamp, false)?;
             self.codes = Some((timestamp, entries));
         }
         let entries = self.codes.as_ref().map_or(&[][..], |(_, e)| e.as_slice());
@@ -281,6 +271,23 @@ impl DaemonBackend {
             }
         }
         Ok(out)
+    }
+
+    /// GetCodes for every key at `timestamp` (None: now), read again if `refresh`.
+    fn call_get_codes(&self, timestamp: Option<u64>, refresh: bool) -> CliResult<Vec<Properties>> {
+        // The CLI wants every key's answer, as in direct mode: wait as long as a call.
+        let wait_ms = u32::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+        let mut options: HashMap<&str, Value<'_>> = HashMap::from([
+            ("show_hidden", Value::from(true)),
+            ("wait_ms", Value::from(wait_ms)),
+        ]);
+        if let Some(timestamp) = timestamp {
+            options.insert("timestamp", Value::from(at_for_daemon(timestamp)));
+        }
+        if refresh {
+            options.insert("refresh", Value::from(true));
+        }
+        self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))
     }
 
     fn account_path(&self, key: usize, credential: &Credential) -> CliResult<OwnedObjectPath> {
@@ -339,6 +346,17 @@ impl Backend for DaemonBackend {
 
     fn codes(&mut self, key: usize, timestamp: u64) -> CliResult<Vec<CodeEntry>> {
         self.get_codes(key, Some(timestamp))
+    }
+
+    /// The daemon answers from its cache, which misses what another program (ykman,
+    /// `--direct`) wrote since: GetCodes with "refresh" makes it read every key again and
+    /// update its Account objects, which are then read again too.
+    fn refresh(&mut self) -> CliResult<bool> {
+        let timestamp = self.codes.as_ref().and_then(|(at, _)| *at);
+        let entries = self.call_get_codes(timestamp, true)?;
+        self.reload()?;
+        self.codes = Some((timestamp, entries));
+        Ok(true)
     }
 
     fn calculate(

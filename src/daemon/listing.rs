@@ -11,13 +11,25 @@ use super::registry::{self, Registry};
 use super::{Shared, codes_reply};
 use crate::oath::CodeEntry;
 
+/// How a key is listed.
+#[derive(Clone, Copy)]
+enum Listing {
+    /// LIST (with CALCULATE ALL details where the key has it).
+    Again,
+    /// A key that just arrived: the codes the listing read are kept.
+    Arrived,
+    /// GetCodes "refresh": LIST and CALCULATE ALL at this second (unix seconds) even if
+    /// the step is cached; the key's cache is replaced by these codes.
+    Refresh(u64),
+}
+
 /// List the key's accounts and make the Account objects match (nothing while locked).
 pub async fn refresh_accounts(
     shared: &Shared,
     connection: &Connection,
     id: &str,
 ) -> DaemonResult<()> {
-    list_accounts(shared, connection, id, false).await
+    list_accounts(shared, connection, id, Listing::Again).await
 }
 
 /// [`refresh_accounts`] for a key that just arrived, keeping the codes the listing read.
@@ -26,23 +38,53 @@ pub(super) async fn list_arrived(
     connection: &Connection,
     id: &str,
 ) -> DaemonResult<()> {
-    list_accounts(shared, connection, id, true).await
+    list_accounts(shared, connection, id, Listing::Arrived).await
+}
+
+/// Every key read again, at once, each given at most `wait` (GetCodes "refresh": the caller
+/// expects an account another program added or removed since the codes were cached).
+/// Failures are left for the codes that follow to report.
+pub(super) async fn relist_all(
+    shared: &Shared,
+    connection: &Connection,
+    at: u64,
+    wait: std::time::Duration,
+) {
+    let mut relists = tokio::task::JoinSet::new();
+    for device in shared.manager.devices() {
+        let (shared, connection) = (shared.clone(), connection.clone());
+        relists.spawn(async move {
+            let id = device.info.id;
+            let listed = list_accounts(&shared, &connection, &id, Listing::Refresh(at)).await;
+            if let Err(error) = listed {
+                tracing::debug!(%error, device = id, "refresh failed");
+            }
+        });
+    }
+    let all = async { while relists.join_next().await.is_some() {} };
+    if tokio::time::timeout(wait, all).await.is_err() {
+        // Not cancelled midway (its Account objects would be half synced): it finishes
+        // alone, and the codes that follow report the key as pending.
+        relists.detach_all();
+    }
 }
 
 async fn list_accounts(
     shared: &Shared,
     connection: &Connection,
     id: &str,
-    arrived: bool,
+    how: Listing,
 ) -> DaemonResult<()> {
     let device = shared.manager.get(id)?;
-    let listed = if arrived {
-        device
-            .handle
-            .run(|worker| worker.accounts_on_arrival())
-            .await
-    } else {
-        device.handle.run(|worker| worker.accounts()).await
+    let listed = match how {
+        Listing::Again => device.handle.run(|worker| worker.accounts()).await,
+        Listing::Arrived => {
+            device
+                .handle
+                .run(|worker| worker.accounts_on_arrival())
+                .await
+        }
+        Listing::Refresh(at) => device.handle.run(move |worker| worker.relist(at)).await,
     };
     match listed {
         Ok(credentials) => {

@@ -129,7 +129,11 @@ impl Manager {
         let timestamp = get::<u64>(options, "timestamp")?.filter(|t| *t != 0);
         let wait = get::<u32>(options, "wait_ms")?
             .map_or(DEFAULT_KEY_WAIT, |ms| Duration::from_millis(u64::from(ms)));
+        let refresh = get::<bool>(options, "refresh")?.unwrap_or(false);
         let at = timestamp.unwrap_or_else(crate::clock::unix_now);
+        if refresh {
+            super::listing::relist_all(&self.shared, connection, at, wait).await;
+        }
         let answers = super::lookup::ask_all(&self.shared, at, wait).await;
         let mut out = CodeList::default();
         for answer in answers {

@@ -35,6 +35,24 @@ impl Worker {
         Ok(credentials)
     }
 
+    /// Every account, read again with its codes at `timestamp` even when that step is
+    /// cached: for a caller who expects an account another program added or removed since.
+    /// LIST and CALCULATE ALL in one transaction; every cached step is dropped (each may
+    /// lack the change) and this step's codes are kept.
+    pub fn relist(&mut self, timestamp: u64) -> Result<Vec<Credential>, CoreError> {
+        self.check_insertion();
+        self.cache.lock().clear();
+        if let Link::Otp { path, .. } = &self.link {
+            return otp::accounts(path);
+        }
+        let (credentials, codes) =
+            self.session(|session| Ok(session.list_with_codes(timestamp)?))?;
+        if let Some(codes) = codes {
+            self.cache.lock().insert(timestamp, codes);
+        }
+        Ok(credentials)
+    }
+
     /// Codes for every account at `timestamp` (default now), from the cache when its step
     /// was computed (requests queued behind the first one find it filled: one card round
     /// trip per step), else one CALCULATE ALL.
