@@ -1,4 +1,5 @@
-//! 200 concurrent GetCodes → one CALCULATE ALL on the card, counted in pcscd's APDU log.
+//! 200 concurrent GetCodes → one CALCULATE ALL on the card, counted in pcscd's APDU log;
+//! 200 concurrent refreshes asked while the key is busy → one relist (LIST + CALCULATE ALL).
 //!
 //! Its own test binary because pcscd's APDU log is switched on through the process
 //! environment (`OATHBRIDGE_PCSCD_DEBUG=1`, read by the test bed), which must not leak into
@@ -20,6 +21,9 @@ use zbus::zvariant::Value;
 
 const BURST: usize = 200;
 const CONNECTIONS: usize = 4;
+/// The card's single CALCULATE takes this long (ms): long enough for a burst of calls to
+/// arrive while the key is busy with one.
+const SLOW_CALCULATE_MS: u64 = 2000;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -50,8 +54,13 @@ fn calculate_all_steps(log: &str) -> Vec<u64> {
         .collect()
 }
 
-/// `BURST` concurrent GetCodes spread over `connections`, at `timestamp` (None: now).
-fn burst(connections: &[Bus], timestamp: Option<u64>) -> Vec<zbus::Result<Vec<Dict>>> {
+/// `BURST` concurrent GetCodes spread over `connections`, at `timestamp` (None: now), with
+/// the option "refresh" if `refresh`.
+fn burst(
+    connections: &[Bus],
+    timestamp: Option<u64>,
+    refresh: bool,
+) -> Vec<zbus::Result<Vec<Dict>>> {
     block_on_for(Duration::from_secs(60), "the GetCodes burst", async {
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..BURST {
@@ -61,6 +70,9 @@ fn burst(connections: &[Bus], timestamp: Option<u64>) -> Vec<zbus::Result<Vec<Di
                     std::collections::HashMap::new();
                 if let Some(timestamp) = timestamp {
                     options.insert("timestamp", Value::from(timestamp));
+                }
+                if refresh {
+                    options.insert("refresh", Value::from(true));
                 }
                 let reply = conn
                     .call_method(
@@ -88,7 +100,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
     // reads or writes the environment while we set it.
     unsafe { std::env::set_var(common::PCSCD_DEBUG_ENV, "1") };
     let mut bed = common::TestBed::start();
-    bed.attach_card(0, &[]);
+    bed.attach_card(0, &["--latency", &format!("calculate={SLOW_CALCULATE_MS}")]);
     bed.start_dbus();
     let bus = Bus::connect(&bed);
     let _daemon = Daemon::start_with_devices(&bed, &bus, &[], 1);
@@ -120,7 +132,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
 
     let connections: Vec<Bus> = (0..CONNECTIONS).map(|_| Bus::connect(&bed)).collect();
     let started = unix_now();
-    let replies = burst(&connections, None);
+    let replies = burst(&connections, None, false);
     let finished = unix_now();
 
     let mut codes_by_step: BTreeMap<u64, Vec<String>> = BTreeMap::new();
@@ -182,7 +194,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
     let offset = read_log().len();
     let at: u64 = 1_699_999_985; // 5 s into a step, so at + 10 is the same step
     for second in [at, at + 10] {
-        let replies = burst(&connections, Some(second));
+        let replies = burst(&connections, Some(second), false);
         for reply in replies {
             let entries = reply.unwrap_or_else(|e| panic!("GetCodes(timestamp) failed: {e}"));
             assert_eq!(entries.len(), 5, "{entries:?}");
@@ -229,5 +241,52 @@ fn concurrent_get_codes_share_one_calculate_all() {
         steps.iter().map(|at| at / 30).collect::<Vec<_>>(),
         "{} steps asked twice: one CALCULATE ALL each",
         steps.len()
+    );
+
+    // Refreshes (read the key again even though the step is cached) share card exchanges
+    // too: a relist answers every refresh asked before it started. The key is kept busy
+    // with a slow CALCULATE (`--latency calculate`) while the burst arrives, so every
+    // refresh is asked before the first relist starts: exactly one for all of them.
+    let offset = read_log().len();
+    let at: u64 = 1_750_000_000;
+    let busy = {
+        let (conn, account) = (connections[0].conn.clone(), first_account.clone());
+        std::thread::spawn(move || {
+            block_on_for(WAIT, "the slow Calculate", async {
+                conn.call_method(
+                    Some(BUS_NAME),
+                    account.as_str(),
+                    Some(ACCOUNT),
+                    "Calculate",
+                    &(179u64,),
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(SLOW_CALCULATE_MS / 4));
+    for reply in burst(&connections, Some(at), true) {
+        let entries = reply.unwrap_or_else(|e| panic!("GetCodes(refresh) failed: {e}"));
+        assert_eq!(entries.len(), 5, "{entries:?}");
+    }
+    busy.join()
+        .expect("the slow Calculate's thread")
+        .unwrap_or_else(|e| panic!("the slow Calculate failed: {e:?}"));
+    bus.call(&first_account, ACCOUNT, "Calculate", &(149u64,))
+        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
+    let marker = "74 08 00 00 00 00 00 00 00 04";
+    let refresh_log = wait_until(WAIT, "the fourth marker APDU in pcscd.log", || {
+        let log = read_log();
+        let tail = &log[offset..];
+        tail.find(marker).map(|end| tail[..end].to_owned())
+    });
+    let lists = refresh_log.matches("APDU: 00 A1 00 00").count();
+    let calculate_all = calculate_all_steps(&refresh_log);
+    assert_eq!(
+        (lists, calculate_all),
+        (1, vec![at / 30]),
+        "{BURST} concurrent refreshes asked while the key was busy: LISTs and the steps of \
+         the CALCULATE ALLs; expected one relist for all"
     );
 }

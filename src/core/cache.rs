@@ -21,6 +21,8 @@ pub struct CodeCache {
     /// The accounts listed when the key was identified (unix seconds, accounts), for the
     /// daemon's first listing of it: read once, dropped with the codes.
     listing: Option<(u64, Vec<Credential>)>,
+    /// Relists started so far (see [`CodeCache::relists`]).
+    relists: u64,
 }
 
 impl CodeCache {
@@ -62,6 +64,18 @@ impl CodeCache {
     pub fn clear(&mut self) {
         self.sets.clear();
         self.listing = None;
+    }
+
+    /// How many relists (GetCodes "refresh") the worker has started. A refresh that saw
+    /// `n` here when it was asked is answered by any relist numbered above `n`: that one
+    /// started after the request, so it saw every write made before it.
+    pub fn relists(&self) -> u64 {
+        self.relists
+    }
+
+    /// Count a relist as started.
+    pub fn start_relist(&mut self) {
+        self.relists += 1;
     }
 
     /// Keep the accounts listed at `timestamp` for [`Self::take_listing`].

@@ -134,6 +134,13 @@ impl DeviceHandle {
         }
     }
 
+    /// [`Worker::relist`] at `timestamp`, sharing a relist with concurrent callers: None
+    /// if one that started after this call did the work.
+    pub async fn relist(&self, timestamp: u64) -> Result<Option<Vec<Credential>>, CoreError> {
+        let seen = self.cache.lock().relists();
+        self.run(move |worker| worker.relist(timestamp, seen)).await
+    }
+
     /// Codes at `timestamp` straight from the cache, without queueing behind a running
     /// operation. Only for keys without a password: their answers need no insertion check.
     /// The same `Arc` for every request of one step: callers may memoise on its address.

@@ -84,7 +84,12 @@ async fn list_accounts(
                 .run(|worker| worker.accounts_on_arrival())
                 .await
         }
-        Listing::Refresh(at) => device.handle.run(move |worker| worker.relist(at)).await,
+        Listing::Refresh(at) => match device.handle.relist(at).await {
+            // Another caller's relist, started after this one asked, did it (and syncs).
+            Ok(None) => return Ok(()),
+            Ok(Some(credentials)) => Ok(credentials),
+            Err(error) => Err(error),
+        },
     };
     match listed {
         Ok(credentials) => {

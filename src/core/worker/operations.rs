@@ -38,19 +38,32 @@ impl Worker {
     /// Every account, read again with its codes at `timestamp` even when that step is
     /// cached: for a caller who expects an account another program added or removed since.
     /// LIST and CALCULATE ALL in one transaction; every cached step is dropped (each may
-    /// lack the change) and this step's codes are kept.
-    pub fn relist(&mut self, timestamp: u64) -> Result<Vec<Credential>, CoreError> {
+    /// lack the change) and this step's codes are kept. None when a relist that started
+    /// after the request (`seen`: [`CodeCache::relists`] then) already did it: concurrent
+    /// refreshes share the card exchanges.
+    pub fn relist(
+        &mut self,
+        timestamp: u64,
+        seen: u64,
+    ) -> Result<Option<Vec<Credential>>, CoreError> {
         self.check_insertion();
-        self.cache.lock().clear();
+        {
+            let mut cache = self.cache.lock();
+            if cache.relists() > seen {
+                return Ok(None);
+            }
+            cache.clear();
+            cache.start_relist();
+        }
         if let Link::Otp { path, .. } = &self.link {
-            return otp::accounts(path);
+            return otp::accounts(path).map(Some);
         }
         let (credentials, codes) =
             self.session(|session| Ok(session.list_with_codes(timestamp)?))?;
         if let Some(codes) = codes {
             self.cache.lock().insert(timestamp, codes);
         }
-        Ok(credentials)
+        Ok(Some(credentials))
     }
 
     /// Codes for every account at `timestamp` (default now), from the cache when its step
