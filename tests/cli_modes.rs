@@ -135,6 +135,21 @@ fn accounts_another_program_adds_are_found_at_once() {
     let gone = run_cli(&bed, &["--direct", "list", "dave"], "");
     assert_eq!((gone.code, gone.stdout.as_str()), (0, ""));
 
+    // A write acts on the account named exactly, even if the cached listing only had one
+    // whose id contains the name.
+    add(&bed, "Acme:eve2");
+    let cached = run_cli(&bed, &["list", "eve"], "");
+    assert_eq!(cached.stdout, "Acme:eve2  TOTP SHA1\n", "{}", cached.stderr);
+    add(&bed, "Acme:eve");
+    let deleted = run_cli(&bed, &["delete", "Acme:eve", "--force"], "");
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let left = run_cli(&bed, &["--direct", "list", "eve"], "");
+    assert_eq!(
+        (left.code, left.stdout.as_str()),
+        (0, "Acme:eve2  TOTP SHA1\n"),
+        "Acme:eve deleted, Acme:eve2 kept"
+    );
+
     // Still no match after reading the keys again: exit 3, as in direct mode.
     let none = same(&bed, &["code", "nobody", "--at", at]);
     assert_eq!(none.code, 3, "{}", none.stderr);

@@ -23,7 +23,7 @@ const BURST: usize = 200;
 const CONNECTIONS: usize = 4;
 /// The card's single CALCULATE takes this long (ms): long enough for a burst of calls to
 /// arrive while the key is busy with one.
-const SLOW_CALCULATE_MS: u64 = 2000;
+const SLOW_CALCULATE_MS: u64 = 3000;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -265,7 +265,12 @@ fn concurrent_get_codes_share_one_calculate_all() {
             })
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(SLOW_CALCULATE_MS / 4));
+    // The key is busy once pcscd has passed the CALCULATE (t = 179: step 5) to the card.
+    wait_until(WAIT, "the slow CALCULATE in pcscd.log", || {
+        read_log()[offset..]
+            .contains("74 08 00 00 00 00 00 00 00 05")
+            .then_some(())
+    });
     for reply in burst(&connections, Some(at), true) {
         let entries = reply.unwrap_or_else(|e| panic!("GetCodes(refresh) failed: {e}"));
         assert_eq!(entries.len(), 5, "{entries:?}");

@@ -10,6 +10,7 @@ use super::add::split_name;
 use super::backend::{self, Backend};
 use super::error::{CliError, CliResult};
 use super::keys::Key;
+use super::lookup::{all_accounts, describe, find_one, read_again_if_none, select_matches};
 use super::output::{AccountJson, CodeJson, print_json};
 use crate::oath::{CodeEntry, Credential, CredentialId};
 use crate::otp::OathType;
@@ -80,73 +81,6 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Accounts matching `query`: an exact id wins; else case-insensitive substring.
-pub(super) fn select_matches<'a, T>(
-    items: &'a [T],
-    credential: impl Fn(&T) -> &Credential,
-    query: Option<&str>,
-    exact: bool,
-    show_hidden: bool,
-) -> Vec<&'a T> {
-    let visible = |item: &&T| show_hidden || !credential(item).id.is_hidden();
-    let Some(query) = query else {
-        return items.iter().filter(visible).collect();
-    };
-    let exact_matches: Vec<&T> = items
-        .iter()
-        .filter(|item| credential(item).id_string() == query)
-        .collect();
-    if !exact_matches.is_empty() || exact {
-        return exact_matches;
-    }
-    let needle = query.to_lowercase();
-    items
-        .iter()
-        .filter(visible)
-        .filter(|item| {
-            credential(item)
-                .id_string()
-                .to_lowercase()
-                .contains(&needle)
-        })
-        .collect()
-}
-
-fn describe(matches: &[impl std::borrow::Borrow<(usize, Credential)>], keys: &[Key]) -> String {
-    matches
-        .iter()
-        .map(|m| {
-            let (key, credential) = m.borrow();
-            format!("{} ({})", credential.id_string(), keys[*key].id)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Every key's accounts, with the index of their key.
-fn all_accounts(backend: &mut dyn Backend) -> CliResult<Vec<(usize, Credential)>> {
-    let mut rows = Vec::new();
-    for index in 0..backend.keys().len() {
-        let credentials = backend.list(index)?;
-        rows.extend(credentials.into_iter().map(|c| (index, c)));
-    }
-    Ok(rows)
-}
-
-/// `read` again after [`Backend::refresh`] if `found_none` says its rows hold no match: the
-/// daemon's cache may miss an account another program added a moment ago.
-fn read_again_if_none<T>(
-    backend: &mut dyn Backend,
-    read: impl Fn(&mut dyn Backend) -> CliResult<Vec<T>>,
-    found_none: impl Fn(&[T]) -> bool,
-) -> CliResult<Vec<T>> {
-    let rows = read(backend)?;
-    if found_none(&rows) && backend.refresh()? {
-        return read(backend);
-    }
-    Ok(rows)
 }
 
 pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
@@ -347,23 +281,6 @@ fn print_codes(global: &GlobalArgs, keys: &[Key], rows: &[(usize, CodeEntry)]) -
         println!("{:<width$}  {value}", entry.credential.id_string());
     }
     Ok(())
-}
-
-/// The single account `query` names, on any key (hidden accounts included).
-fn find_one(backend: &mut dyn Backend, query: &str) -> CliResult<(usize, Credential)> {
-    let rows = read_again_if_none(backend, all_accounts, |rows| {
-        select_matches(rows, |r| &r.1, Some(query), false, true).is_empty()
-    })?;
-    let matches = select_matches(&rows, |r| &r.1, Some(query), false, true);
-    match matches.as_slice() {
-        [] => Err(CliError::NoMatch),
-        [one] => Ok((*one).clone()),
-        several => Err(CliError::Ambiguous(format!(
-            "{} accounts match: {}",
-            several.len(),
-            describe(several, backend.keys())
-        ))),
-    }
 }
 
 pub fn confirm(question: &str, force: bool) -> CliResult<()> {

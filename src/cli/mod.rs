@@ -11,6 +11,7 @@ pub mod fido_keys;
 pub mod hid_keys;
 pub mod input;
 pub mod keys;
+mod lookup;
 pub mod otp_slot;
 pub mod output;
 pub mod via_daemon;

@@ -1,5 +1,7 @@
 //! The daemon as a backend: the same data the direct path reads, over D-Bus.
 
+mod codes;
+mod objects;
 mod props;
 
 use std::collections::HashMap;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tracing::debug;
 use zbus::Connection;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zbus::zvariant::{OwnedObjectPath, Value};
 use zeroize::Zeroizing;
 
 use super::GlobalArgs;
@@ -19,7 +21,8 @@ use super::keys::{Key, KeyFilter, Keys};
 use crate::daemon::{BUS_NAME, ROOT_PATH};
 use crate::import::plan::Planned;
 use crate::oath::{Code, CodeEntry, Credential, CredentialId, OathError};
-use props::{Properties, big_number, flag, from_dbus, number, parse_version, path, text, texts};
+use codes::at_for_daemon;
+use props::{Properties, from_dbus};
 
 const DEVICE_IFACE: &str = "io.github.oathbridge.OathBridge1.Device";
 const ACCOUNT_IFACE: &str = "io.github.oathbridge.OathBridge1.Account";
@@ -141,67 +144,6 @@ impl DaemonBackend {
         self.keys.len()
     }
 
-    /// Every key and account the daemon serves, filtered like direct discovery.
-    pub fn reload(&mut self) -> CliResult<()> {
-        let objects: ManagedObjects = self.call(
-            ROOT_PATH,
-            "org.freedesktop.DBus.ObjectManager",
-            "GetManagedObjects",
-            &(),
-        )?;
-        let mut devices: Vec<(&OwnedObjectPath, &Properties)> = objects
-            .iter()
-            .filter_map(|(path, ifaces)| ifaces.get(DEVICE_IFACE).map(|p| (path, p)))
-            .collect();
-        devices.sort_by_key(|(_, props)| text(props, "Reader"));
-        self.keys.clear();
-        self.device_paths.clear();
-        self.accounts.clear();
-        self.codes = None;
-        let filter = self.filter.clone();
-        for (device_path, props) in devices {
-            let serial = number(props, "Serial");
-            let key = Key {
-                id: text(props, "Id"),
-                reader: text(props, "Reader"),
-                kind: text(props, "Name"),
-                firmware: parse_version(&text(props, "Firmware")),
-                serial: (serial != 0).then_some(serial),
-                locked: flag(props, "Locked"),
-                capacity: usize::try_from(number(props, "Capacity"))
-                    .ok()
-                    .filter(|c| *c != 0),
-                transports: texts(props, "Transports"),
-                access: Default::default(),
-            };
-            if let Some(reader) = &filter.reader
-                && !key.reader.to_lowercase().contains(&reader.to_lowercase())
-            {
-                continue;
-            }
-            if let Some(device) = &filter.device
-                && key.id != *device
-                && key.serial.map(|s| s.to_string()).as_deref() != Some(device.as_str())
-            {
-                continue;
-            }
-            self.keys.push(key);
-            self.device_paths.push(device_path.clone());
-            self.accounts.push(accounts_of(&objects, device_path));
-        }
-        if self.keys.is_empty() {
-            // Say why as direct mode would (no reader matches, pcscd not running, …): ask
-            // PC/SC; the daemon's own words only if the keys are there after all.
-            Keys::discover(&filter)?;
-            return Err(CliError::NoKey(match (&filter.reader, &filter.device) {
-                (_, Some(device)) => format!("no OATH key with id or serial {device:?} found"),
-                (Some(reader), None) => format!("no OATH key found in readers matching {reader:?}"),
-                (None, None) => "no OATH key found: is it plugged in?".to_owned(),
-            }));
-        }
-        Ok(())
-    }
-
     /// A key the daemon holds locked: ask for its password on a terminal and unlock it in
     /// the daemon (which keeps it in memory); without a terminal, fail as direct mode does.
     pub fn ensure_unlocked(&mut self, key: usize) -> CliResult<()> {
@@ -225,71 +167,6 @@ impl DaemonBackend {
         Ok(())
     }
 
-    /// Codes of one key from GetCodes: at `timestamp`, or from the daemon's cache (None).
-    pub fn get_codes(&mut self, key: usize, timestamp: Option<u64>) -> CliResult<Vec<CodeEntry>> {
-        self.ensure_unlocked(key)?;
-        if self.codes.as_ref().is_none_or(|(at, _)| *at != timestamp) {
-            let entries = self.call_get_codes(timestamp, false)?;
-            self.codes = Some((timestamp, entries));
-        }
-        let entries = self.codes.as_ref().map_or(&[][..], |(_, e)| e.as_slice());
-        let device = self.device_paths[key].clone();
-        let mut out = Vec::new();
-        for entry in entries {
-            if path(entry, "device").as_ref() != Some(&device) {
-                continue;
-            }
-            if flag(entry, "pending") {
-                return Err(CliError::Failure(format!(
-                    "key {} is busy (waiting for a touch?); try again",
-                    self.keys[key].id
-                )));
-            }
-            let mut credential = props::credential(entry, false);
-            // Digits as the key listed them, like CALCULATE ALL details in direct mode.
-            credential.digits = self.accounts[key]
-                .iter()
-                .find(|a| a.credential.raw_id == credential.raw_id)
-                .and_then(|a| a.credential.digits);
-            let code = entry.contains_key("code").then(|| Code {
-                value: text(entry, "code"),
-                valid_from: big_number(entry, "valid_from"),
-                valid_to: big_number(entry, "valid_to"),
-            });
-            out.push(CodeEntry { credential, code });
-        }
-        // GetCodes leaves locked keys out; say so, as the direct path does.
-        if out.is_empty() {
-            let locked: OwnedValue = self.call(
-                device.as_str(),
-                "org.freedesktop.DBus.Properties",
-                "Get",
-                &(DEVICE_IFACE, "Locked"),
-            )?;
-            if bool::try_from(&locked).unwrap_or(false) {
-                return Err(OathError::Locked.into());
-            }
-        }
-        Ok(out)
-    }
-
-    /// GetCodes for every key at `timestamp` (None: now), read again if `refresh`.
-    fn call_get_codes(&self, timestamp: Option<u64>, refresh: bool) -> CliResult<Vec<Properties>> {
-        // The CLI wants every key's answer, as in direct mode: wait as long as a call.
-        let wait_ms = u32::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
-        let mut options: HashMap<&str, Value<'_>> = HashMap::from([
-            ("show_hidden", Value::from(true)),
-            ("wait_ms", Value::from(wait_ms)),
-        ]);
-        if let Some(timestamp) = timestamp {
-            options.insert("timestamp", Value::from(at_for_daemon(timestamp)));
-        }
-        if refresh {
-            options.insert("refresh", Value::from(true));
-        }
-        self.call(ROOT_PATH, MANAGER_IFACE, "GetCodes", &(options,))
-    }
-
     fn account_path(&self, key: usize, credential: &Credential) -> CliResult<OwnedObjectPath> {
         self.accounts[key]
             .iter()
@@ -297,38 +174,6 @@ impl DaemonBackend {
             .map(|a| a.path.clone())
             .ok_or(CliError::NoMatch)
     }
-}
-
-/// The daemon reads timestamp 0 as "now"; `--at 0` means the epoch. Second 1 is in the
-/// same time step as 0 for every period over 1 s, so it gives the epoch's codes and
-/// validity (a 1 s period, which no issuer uses, would be one step off).
-fn at_for_daemon(timestamp: u64) -> u64 {
-    timestamp.max(1)
-}
-
-/// The accounts of `device`, in the order the key listed them.
-fn accounts_of(objects: &ManagedObjects, device: &OwnedObjectPath) -> Vec<Account> {
-    let mut accounts: Vec<(u64, Account)> = objects
-        .iter()
-        .filter_map(|(account_path, ifaces)| {
-            let props = ifaces.get(ACCOUNT_IFACE)?;
-            (path(props, "Device").as_ref() == Some(device)).then(|| {
-                // Object paths end in a counter: their order is the key's listing order.
-                let order = account_path
-                    .rsplit('/')
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let account = Account {
-                    path: account_path.clone(),
-                    credential: props::credential(props, true),
-                };
-                (order, account)
-            })
-        })
-        .collect();
-    accounts.sort_by_key(|(order, _)| *order);
-    accounts.into_iter().map(|(_, a)| a).collect()
 }
 
 impl Backend for DaemonBackend {
@@ -349,13 +194,9 @@ impl Backend for DaemonBackend {
     }
 
     /// The daemon answers from its cache, which misses what another program (ykman,
-    /// `--direct`) wrote since: GetCodes with "refresh" makes it read every key again and
-    /// update its Account objects, which are then read again too.
+    /// `--direct`) wrote since: see [`DaemonBackend::refresh_codes`].
     fn refresh(&mut self) -> CliResult<bool> {
-        let timestamp = self.codes.as_ref().and_then(|(at, _)| *at);
-        let entries = self.call_get_codes(timestamp, true)?;
-        self.reload()?;
-        self.codes = Some((timestamp, entries));
+        self.refresh_codes()?;
         Ok(true)
     }
 

@@ -16,9 +16,10 @@ use tracing::debug;
 use zeroize::Zeroizing;
 
 use super::GlobalArgs;
-use super::accounts::{CodeArgs, now, select_matches};
+use super::accounts::{CodeArgs, now};
 use super::error::{CliError, CliResult, exit};
 use super::keys::{Keys, Unlock};
+use super::lookup::select_matches;
 use super::via_daemon::DaemonBackend;
 use crate::oath::{CodeEntry, OathError};
 use crate::otp::OathType;

@@ -23,6 +23,8 @@ pub struct CodeCache {
     listing: Option<(u64, Vec<Credential>)>,
     /// Relists started so far (see [`CodeCache::relists`]).
     relists: u64,
+    /// The number of the last relist that succeeded (0: none yet).
+    relisted: u64,
 }
 
 impl CodeCache {
@@ -67,15 +69,31 @@ impl CodeCache {
     }
 
     /// How many relists (GetCodes "refresh") the worker has started. A refresh that saw
-    /// `n` here when it was asked is answered by any relist numbered above `n`: that one
-    /// started after the request, so it saw every write made before it.
+    /// `n` here when it was asked is answered by any relist numbered above `n` that
+    /// succeeded: that one started after the request, so it saw every write made before it.
     pub fn relists(&self) -> u64 {
         self.relists
     }
 
-    /// Count a relist as started.
-    pub fn start_relist(&mut self) {
+    /// Whether a relist started after a request that saw `seen` has succeeded.
+    pub fn relisted_since(&self, seen: u64) -> bool {
+        self.relisted > seen
+    }
+
+    /// Count a relist as started: its number.
+    pub fn start_relist(&mut self) -> u64 {
         self.relists += 1;
+        self.relists
+    }
+
+    /// Relist `number` succeeded with the codes read at `timestamp` (None: the key gives
+    /// none): every cached step is dropped (each may lack what changed) and these kept.
+    pub fn relist_done(&mut self, number: u64, timestamp: u64, codes: Option<Vec<CodeEntry>>) {
+        self.clear();
+        if let Some(codes) = codes {
+            self.insert(timestamp, codes);
+        }
+        self.relisted = self.relisted.max(number);
     }
 
     /// Keep the accounts listed at `timestamp` for [`Self::take_listing`].
@@ -166,6 +184,38 @@ mod tests {
         cache.keep_listing(1000, credentials);
         cache.clear();
         assert!(cache.take_listing(1000).is_none(), "cleared with the codes");
+    }
+
+    /// A refresh is answered only by a relist that started after it was asked and
+    /// succeeded; a successful relist replaces every step, a failed one (never done)
+    /// leaves the cache alone.
+    #[test]
+    fn relists_answer_refreshes_asked_before_they_started() {
+        let mut cache = CodeCache::default();
+        cache.insert(0, vec![entry(30, 0)]);
+        cache.insert(3000, vec![entry(30, 3000)]);
+        let seen_first = cache.relists();
+        let first = cache.start_relist();
+        let seen_during = cache.relists();
+        assert!(!cache.relisted_since(seen_first), "nothing done yet");
+        // The first relist fails: the cache keeps its steps, nobody is answered.
+        assert!(cache.get(0).is_some() && cache.get(3000).is_some());
+        let second = cache.start_relist();
+        cache.relist_done(second, 6000, Some(vec![entry(30, 6000)]));
+        assert!(cache.relisted_since(seen_first), "asked before the second");
+        assert!(
+            cache.relisted_since(seen_during),
+            "asked while the first ran"
+        );
+        assert!(!cache.relisted_since(cache.relists()), "asked after it");
+        assert!(
+            cache.get(0).is_none() && cache.get(3000).is_none(),
+            "replaced"
+        );
+        assert!(cache.get(6000).is_some());
+        // A late success of an older number never lowers what was done.
+        cache.relist_done(first, 6000, None);
+        assert!(cache.relisted_since(seen_during));
     }
 
     #[test]

@@ -41,9 +41,9 @@ pub(super) async fn list_arrived(
     list_accounts(shared, connection, id, Listing::Arrived).await
 }
 
-/// Every key read again, at once, each given at most `wait` (GetCodes "refresh": the caller
-/// expects an account another program added or removed since the codes were cached).
-/// Failures are left for the codes that follow to report.
+/// Every key read again, at once, for at most `wait` in all (GetCodes "refresh": the
+/// caller expects an account another program added or removed since the codes were
+/// cached). Failures are left for the codes that follow to report.
 pub(super) async fn relist_all(
     shared: &Shared,
     connection: &Connection,
@@ -64,7 +64,7 @@ pub(super) async fn relist_all(
     let all = async { while relists.join_next().await.is_some() {} };
     if tokio::time::timeout(wait, all).await.is_err() {
         // Not cancelled midway (its Account objects would be half synced): it finishes
-        // alone, and the codes that follow report the key as pending.
+        // alone, and the codes asked after it report the key as pending while it runs.
         relists.detach_all();
     }
 }

@@ -131,9 +131,12 @@ impl Manager {
             .map_or(DEFAULT_KEY_WAIT, |ms| Duration::from_millis(u64::from(ms)));
         let refresh = get::<bool>(options, "refresh")?.unwrap_or(false);
         let at = timestamp.unwrap_or_else(crate::clock::unix_now);
+        // "wait_ms" bounds the whole call: a refresh and the codes after it share it.
+        let deadline = tokio::time::Instant::now() + wait;
         if refresh {
             super::listing::relist_all(&self.shared, connection, at, wait).await;
         }
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
         let answers = super::lookup::ask_all(&self.shared, at, wait).await;
         let mut out = CodeList::default();
         for answer in answers {

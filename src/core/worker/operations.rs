@@ -37,32 +37,38 @@ impl Worker {
 
     /// Every account, read again with its codes at `timestamp` even when that step is
     /// cached: for a caller who expects an account another program added or removed since.
-    /// LIST and CALCULATE ALL in one transaction; every cached step is dropped (each may
-    /// lack the change) and this step's codes are kept. None when a relist that started
-    /// after the request (`seen`: [`CodeCache::relists`] then) already did it: concurrent
-    /// refreshes share the card exchanges.
+    /// LIST and CALCULATE ALL in one transaction (LIST then a CALCULATE each on keys
+    /// without CALCULATE ALL); once read, every cached step is replaced by this step's
+    /// codes, and a failed read leaves the cache as it was. None when a relist that started
+    /// after the request (`seen`: [`CodeCache::relists`] then) already succeeded:
+    /// concurrent refreshes share the card exchanges.
     pub fn relist(
         &mut self,
         timestamp: u64,
         seen: u64,
     ) -> Result<Option<Vec<Credential>>, CoreError> {
         self.check_insertion();
-        {
+        let number = {
             let mut cache = self.cache.lock();
-            if cache.relists() > seen {
+            if cache.relisted_since(seen) {
                 return Ok(None);
             }
-            cache.clear();
-            cache.start_relist();
-        }
-        if let Link::Otp { path, .. } = &self.link {
-            return otp::accounts(path).map(Some);
-        }
-        let (credentials, codes) =
-            self.session(|session| Ok(session.list_with_codes(timestamp)?))?;
-        if let Some(codes) = codes {
-            self.cache.lock().insert(timestamp, codes);
-        }
+            cache.start_relist()
+        };
+        let (credentials, codes) = match &self.link {
+            Link::Otp { path, .. } => (otp::accounts(path)?, None),
+            _ => {
+                let read = |worker: &mut Self| {
+                    worker.session(|session| Ok(session.list_with_codes(timestamp)?))
+                };
+                match read(self) {
+                    // Reading is idempotent: once more after another program's reset.
+                    Err(CoreError::CardReset) => read(self)?,
+                    other => other?,
+                }
+            }
+        };
+        self.cache.lock().relist_done(number, timestamp, codes);
         Ok(Some(credentials))
     }
 
