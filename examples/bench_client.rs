@@ -53,7 +53,7 @@ enum Command {
         #[arg(long)]
         echo: bool,
     },
-    /// The physical minimum of a cached GetCodes: take the name ECHO_NAME and answer every
+    /// The baseline of a cached GetCodes: take the name ECHO_NAME and answer every
     /// method call with the body of one real GetCodes reply (captured at start), sent as
     /// prebuilt bytes: one bus round trip carrying the same entries, no daemon logic.
     Echo {
@@ -272,8 +272,6 @@ async fn latency(calls: usize, warmup: usize, timestamp: u64, echo: bool) -> zbu
     for _ in 0..warmup.max(1) {
         entries = get_codes(&connection, &options).await?.len();
     }
-    // Each way in rounds of 50 calls, so that each sees the same machine (CPU frequency,
-    // other load) rather than one block after another.
     let mut ways = vec![
         (BUS_NAME, Decode::Fields, Vec::new()),
         (BUS_NAME, Decode::Generic, Vec::new()),
@@ -286,12 +284,10 @@ async fn latency(calls: usize, warmup: usize, timestamp: u64, echo: bool) -> zbu
             timed_calls(&connection, ECHO_NAME, &options, 1, Decode::Fields, entries).await?;
         }
     }
-    let mut left = calls;
-    while left > 0 {
-        let round = left.min(50);
-        left -= round;
+    // One call of each way after the other, so that every way sees the same moments.
+    for _ in 0..calls {
         for (destination, decode, times) in &mut ways {
-            let timed = timed_calls(&connection, destination, &options, round, *decode, entries);
+            let timed = timed_calls(&connection, destination, &options, 1, *decode, entries);
             times.extend(timed.await?);
         }
     }

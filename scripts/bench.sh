@@ -6,9 +6,9 @@
 # and its ratio to the physical minimum: the time the keys themselves need to answer the
 # fewest APDUs that give every code (SELECT, CALCULATE ALL and its SEND REMAINING chain,
 # one CALCULATE per account whose period is not 30 s), keys asked at once. A cache can beat
-# it (ratio < 1). Then cached GetCodes p50/p95/p99 over one D-Bus connection, against its
-# own physical minimum: the daemon's reply, captured once, sent back through the same bus by
-# a process that does nothing else (`bench_client echo`), calls interleaved. Then the
+# it (ratio < 1). Then cached GetCodes p50/p95/p99 over one D-Bus connection, against a
+# baseline: the daemon's reply, captured once, sent back through the same bus by a process
+# that does nothing else (`bench_client echo`), calls alternating. Then the
 # daemon's RSS, threads and fds before and after a time-bounded soak of mixed calls from
 # several connections (codes, queries, adds, deletes, one key pulled and plugged back).
 #
@@ -329,7 +329,7 @@ def bus_pid():
 
 
 def start_echo(timestamp):
-    """The GetCodes physical minimum: a process that answers with the daemon's own reply
+    """The GetCodes baseline: a process that answers with the daemon's own reply
     bytes (captured once), so each call is one bus round trip carrying the same entries."""
     echo = subprocess.Popen([CLIENT, "echo", "--timestamp", str(timestamp)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -350,7 +350,7 @@ def client_latency(scenario, timestamp):
                "--echo"]).stdout
     fields = dict(kv.split("=") for kv in out.split())
     # Every call (decoded or not) costs the daemon and the bus the same; the bus also
-    # carried the echo's calls, replies of the same size.
+    # carried the echo's calls, the same call and reply bytes, counted as costing it the same.
     calls = {"daemon": int(fields["calls_total"]),
              "dbus-daemon": int(fields["calls_total"]) + int(fields["echo_calls_total"])}
     per_call = {who: (cpu_seconds(pid) - cpu[who]) * 1e6 / calls[who]
@@ -360,7 +360,7 @@ def client_latency(scenario, timestamp):
     apdus = apdus_since(offset) / N["latency"]
     f = lambda key: float(fields[key])
     entries, n = fields["entries"], fields["n"]
-    rows.append((scenario, "GetCodes physical minimum: the same reply echoed through the bus",
+    rows.append((scenario, "GetCodes baseline: the same reply echoed through the bus",
                  f("echo_raw_p50_ms"), 0, f("echo_raw_p50_ms"),
                  f"decoded into fields {f('echo_p50_ms'):.2f} ms; {entries} entries,"
                  f" {reply_bytes} bytes"))
