@@ -73,6 +73,8 @@ fn burst(
                 }
                 if refresh {
                     options.insert("refresh", Value::from(true));
+                    // Behind the slow CALCULATE: more than the default 3 s.
+                    options.insert("wait_ms", Value::from(20_000u32));
                 }
                 let reply = conn
                     .call_method(
