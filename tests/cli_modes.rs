@@ -97,8 +97,19 @@ fn daemon_and_direct_agree() {
 /// that finds nothing makes it read the keys again (GetCodes "refresh").
 #[test]
 fn accounts_another_program_adds_are_found_at_once() {
+    another_program_adds(&["--profile", "yubikey"]);
+}
+
+/// The same on a key without CALCULATE ALL, where a refresh lists and calculates each
+/// account instead.
+#[test]
+fn accounts_another_program_adds_are_found_at_once_on_a_nitrokey() {
+    another_program_adds(&["--profile", "nitrokey"]);
+}
+
+fn another_program_adds(card: &[&str]) {
     let mut bed = TestBed::start();
-    bed.attach_card(0, &["--profile", "yubikey"]);
+    bed.attach_card(0, card);
     bed.start_dbus();
     let bus = Bus::connect(&bed);
     let add = |bed: &TestBed, id: &str| {

@@ -37,7 +37,7 @@ impl Worker {
 
     /// Every account, read again with its codes at `timestamp` even when that step is
     /// cached: for a caller who expects an account another program added or removed since.
-    /// LIST and CALCULATE ALL in one transaction (LIST then a CALCULATE each on keys
+    /// LIST and CALCULATE ALL in one transaction (one LIST and a CALCULATE per TOTP on keys
     /// without CALCULATE ALL); once read, every cached step is replaced by this step's
     /// codes, and a failed read leaves the cache as it was. None when a relist that started
     /// after the request (`seen`: [`CodeCache::relists`] then) already succeeded:
@@ -59,7 +59,16 @@ impl Worker {
             Link::Otp { path, .. } => (otp::accounts(path)?, None),
             _ => {
                 let read = |worker: &mut Self| {
-                    worker.session(|session| Ok(session.list_with_codes(timestamp)?))
+                    worker.session(|session| {
+                        if session.quirks().calculate_all {
+                            return Ok(session.list_with_codes(timestamp)?);
+                        }
+                        // No CALCULATE ALL (Nitrokey 3): its stand-in lists the key and
+                        // calculates each TOTP, so that listing is the accounts too.
+                        let entries = session.calculate_all(timestamp)?;
+                        let credentials = entries.iter().map(|e| e.credential.clone()).collect();
+                        Ok((credentials, Some(entries)))
+                    })
                 };
                 match read(self) {
                     // Reading is idempotent: once more after another program's reset.
