@@ -97,17 +97,17 @@ fn daemon_and_direct_agree() {
 /// that finds nothing makes it read the keys again (GetCodes "refresh").
 #[test]
 fn accounts_another_program_adds_are_found_at_once() {
-    another_program_adds(&["--profile", "yubikey"]);
+    another_program_adds(&["--profile", "yubikey"], true);
 }
 
 /// The same on a key without CALCULATE ALL, where a refresh lists and calculates each
 /// account instead.
 #[test]
 fn accounts_another_program_adds_are_found_at_once_on_a_nitrokey() {
-    another_program_adds(&["--profile", "nitrokey"]);
+    another_program_adds(&["--profile", "nitrokey"], false);
 }
 
-fn another_program_adds(card: &[&str]) {
+fn another_program_adds(card: &[&str], password: bool) {
     let mut bed = TestBed::start();
     bed.attach_card(0, card);
     bed.start_dbus();
@@ -161,7 +161,41 @@ fn another_program_adds(card: &[&str]) {
         "Acme:eve deleted, Acme:eve2 kept"
     );
 
+    // One code printed without its name: the account named exactly, not a cached one that
+    // contains the name.
+    add(&bed, "Acme:fay2");
+    let cached = run_cli(&bed, &["code", "--at", at], "");
+    assert!(cached.stdout.contains("Acme:fay2"), "{}", cached.stdout);
+    let fay2 = run_cli(&bed, &["--direct", "code", "-s", "Acme:fay2", "--at", at], "");
+    // Another seed, so that the two codes differ.
+    let added = run_cli(
+        &bed,
+        &["--direct", "add", "Acme:fay", "--from", "-"],
+        "JBSWY3DPEHPK3PXP",
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let fay = same(&bed, &["code", "-s", "Acme:fay", "--at", at]);
+    assert_eq!(fay.code, 0, "{}", fay.stderr);
+    assert_ne!(fay.stdout, fay2.stdout, "Acme:fay's code, not Acme:fay2's");
+
+    // `list` shows what is on the key.
+    add(&bed, "Acme:gus");
+    let listed = same(&bed, &["list"]);
+    assert!(listed.stdout.contains("Acme:gus"), "{}", listed.stdout);
+
     // Still no match after reading the keys again: exit 3, as in direct mode.
     let none = same(&bed, &["code", "nobody", "--at", at]);
     assert_eq!(none.code, 3, "{}", none.stderr);
+
+    if password {
+        // A password another program sets, then removes: the daemon learns of both.
+        let set = run_cli(&bed, &["--direct", "password", "set"], "pw\npw\n");
+        assert_eq!(set.code, 0, "{}", set.stderr);
+        let locked = same(&bed, &["code", "nobody", "--at", at]);
+        assert_eq!(locked.code, 6, "{}", locked.stderr);
+        let cleared = run_cli(&bed, &["--direct", "password", "clear"], "pw\n");
+        assert_eq!(cleared.code, 0, "{}", cleared.stderr);
+        let open = same(&bed, &["code", "-s", "Acme:gus", "--at", at]);
+        assert_eq!(open.code, 0, "{}", open.stderr);
+    }
 }

@@ -86,9 +86,8 @@ pub fn now() -> u64 {
 pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
     let mut backend = backend::open(global)?;
     let query = args.query.as_deref();
-    let rows = read_again_if_none(backend.as_mut(), all_accounts, |rows| {
-        select_matches(rows, |r| &r.1, query, false, args.show_hidden).is_empty()
-    })?;
+    // What is on the keys, not what a cache last saw: another program may have written.
+    let rows = read_again_if_none(backend.as_mut(), all_accounts, |_| true)?;
     let keys = backend.keys();
     let matches = select_matches(&rows, |r| &r.1, query, false, args.show_hidden);
     if global.json {
@@ -143,11 +142,15 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         .cloned()
         .collect()
     };
+    let needs_one = args.single || args.count > 1;
+    // A cache (the daemon's) may miss an account another program just added: read again
+    // when nothing matches, or when one code will be printed without its name and the query
+    // names no account exactly (a new exact or second match would change the answer).
     let rows = read_again_if_none(backend.as_mut(), all_codes, |rows| {
-        matching(rows).is_empty()
+        let exact = |q: &str| rows.iter().any(|(_, e)| e.credential.id_string() == q);
+        matching(rows).is_empty() || (needs_one && query.is_some_and(|q| !exact(q)))
     })?;
     let matches = matching(&rows);
-    let needs_one = args.single || args.count > 1;
     match matches.len() {
         0 => return Err(CliError::NoMatch),
         // Without a query, a lone account is listed like many: no touch, no HOTP bump.

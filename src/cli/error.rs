@@ -66,7 +66,7 @@ impl CliError {
                 | OathError::BadCardProof => exit::PASSWORD,
                 OathError::TouchTimeout => exit::TOUCH_TIMEOUT,
                 OathError::NoSpace | OathError::NotSupported(_) => exit::UNSUPPORTED,
-                OathError::Credential(_) => exit::USAGE,
+                OathError::Credential(_) | OathError::AlreadyExists => exit::USAGE,
                 OathError::NotFound => exit::NO_MATCH,
                 OathError::Transport(TransportError::CardRemoved) => exit::NO_KEY,
                 _ => exit::FAILURE,

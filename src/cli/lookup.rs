@@ -85,13 +85,12 @@ pub(super) fn read_again_if_none<T>(
     Ok(rows)
 }
 
-/// The single account `query` names, on any key (hidden accounts included). Before a write
-/// acts on it, an account that only contains `query` is not taken from a cache: the one
-/// named exactly may have been added since (`Acme:bob` beside `Acme:bobby`).
+/// The single account `query` names, on any key (hidden accounts included), for a write
+/// (delete, rename): never from a cache, which may miss an account another program added,
+/// renamed or deleted since (an exact `Acme:eve` beside a cached `Acme:eve2`, the same id
+/// on a second key).
 pub(super) fn find_one(backend: &mut dyn Backend, query: &str) -> CliResult<(usize, Credential)> {
-    let rows = read_again_if_none(backend, all_accounts, |rows| {
-        !rows.iter().any(|(_, c)| c.id_string() == query)
-    })?;
+    let rows = read_again_if_none(backend, all_accounts, |_| true)?;
     let matches = select_matches(&rows, |r| &r.1, Some(query), false, true);
     match matches.as_slice() {
         [] => Err(CliError::NoMatch),

@@ -150,6 +150,15 @@ impl DaemonBackend {
         if !self.keys[key].locked {
             return Ok(());
         }
+        // The daemon learns of a password another program removed only when it reads the
+        // key again.
+        let id = self.keys[key].id.clone();
+        self.refresh_codes()?;
+        match self.keys.get(key) {
+            Some(k) if k.id == id && !k.locked => return Ok(()),
+            Some(k) if k.id == id => {}
+            _ => return Err(CliError::NoKey(format!("key {id} was removed"))),
+        }
         if !std::io::stdin().is_terminal() {
             return Err(OathError::Locked.into());
         }

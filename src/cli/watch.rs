@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use super::GlobalArgs;
 use super::accounts::{CodeArgs, now};
+use super::backend::Backend;
 use super::error::{CliError, CliResult, exit};
 use super::keys::{Keys, Unlock};
 use super::lookup::select_matches;
@@ -50,6 +51,7 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     let mut passwords: HashMap<String, Zeroizing<String>> = HashMap::new();
     let mut rows: Vec<CodeEntry> = Vec::new();
     let mut refresh_at = 0;
+    let mut refreshed = None;
     let mut waiting_for: Option<String> = None;
     if on_terminal {
         print!("{CLEAR_SCREEN}");
@@ -59,7 +61,7 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
         let poll = on_terminal && source.is_some();
         if timestamp >= refresh_at || poll {
             let fresh = match &mut source {
-                Some(daemon) => fetch_from_daemon(daemon, args),
+                Some(daemon) => fetch_from_daemon(daemon, args, &mut refreshed),
                 None => fetch(global, args, &mut passwords, timestamp),
             };
             match fresh {
@@ -120,14 +122,30 @@ pub fn watch(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     }
 }
 
-/// The daemon's cached codes of every matching account (keys read afresh each time).
-fn fetch_from_daemon(daemon: &mut DaemonBackend, args: &CodeArgs) -> CliResult<Vec<CodeEntry>> {
-    daemon.reload()?;
-    let mut rows = Vec::new();
-    for key in 0..daemon.keys_len() {
-        rows.extend(daemon.get_codes(key, None)?);
+/// The daemon's cached codes of every matching account (keys read afresh each time). When
+/// none match, the daemon reads the keys again once per time step (`refreshed`: the last
+/// step it did): its cache may miss an account another program just added.
+fn fetch_from_daemon(
+    daemon: &mut DaemonBackend,
+    args: &CodeArgs,
+    refreshed: &mut Option<u64>,
+) -> CliResult<Vec<CodeEntry>> {
+    let read = |daemon: &mut DaemonBackend| -> CliResult<Vec<CodeEntry>> {
+        daemon.reload()?;
+        let mut rows = Vec::new();
+        for key in 0..daemon.keys_len() {
+            rows.extend(daemon.get_codes(key, None)?);
+        }
+        matching(rows, args)
+    };
+    match read(daemon) {
+        Err(CliError::NoMatch) if *refreshed != Some(now() / 30) => {
+            *refreshed = Some(now() / 30);
+            daemon.refresh()?;
+            read(daemon)
+        }
+        other => other,
     }
-    matching(rows, args)
 }
 
 /// One listing of every matching account: CALCULATE ALL only, no touch, no HOTP.
