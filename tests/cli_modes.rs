@@ -166,7 +166,11 @@ fn another_program_adds(card: &[&str], password: bool) {
     add(&bed, "Acme:fay2");
     let cached = run_cli(&bed, &["code", "--at", at], "");
     assert!(cached.stdout.contains("Acme:fay2"), "{}", cached.stdout);
-    let fay2 = run_cli(&bed, &["--direct", "code", "-s", "Acme:fay2", "--at", at], "");
+    let fay2 = run_cli(
+        &bed,
+        &["--direct", "code", "-s", "Acme:fay2", "--at", at],
+        "",
+    );
     // Another seed, so that the two codes differ.
     let added = run_cli(
         &bed,
