@@ -96,6 +96,15 @@ fn burst(
     })
 }
 
+/// Bytes as pcscd logs them: upper-case hex pairs separated by spaces.
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn concurrent_get_codes_share_one_calculate_all() {
     // SAFETY: this binary has this single test, and nothing else runs yet: no other thread
@@ -151,16 +160,20 @@ fn concurrent_get_codes_share_one_calculate_all() {
         assert_eq!(*seen, codes, "two answers for the same step differ");
     }
 
-    // A marker after the burst: once its CALCULATE (t = 59) is in the log, everything the
-    // burst sent is too.
-    bus.call(&first_account, ACCOUNT, "Calculate", &(59u64,))
-        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
-    let marker = "74 08 00 00 00 00 00 00 00 01";
-    let burst_log = wait_until(WAIT, "the marker APDU in pcscd.log", || {
-        let log = read_log();
-        let tail = &log[offset..];
-        tail.find(marker).map(|end| tail[..end].to_owned())
-    });
+    // A marker after each burst: a CALCULATE at t = 30 * step + 29 (its challenge is `step`);
+    // once it is in the log, everything the burst sent is too. The log since `offset`, up
+    // to the marker.
+    let log_until_marker = |offset: usize, step: u64| -> String {
+        bus.call(&first_account, ACCOUNT, "Calculate", &(30 * step + 29,))
+            .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
+        let marker = format!("74 08 {}", hex_bytes(&step.to_be_bytes()));
+        wait_until(WAIT, "the marker APDU in pcscd.log", || {
+            let log = read_log();
+            let tail = &log[offset..];
+            tail.find(&marker).map(|end| tail[..end].to_owned())
+        })
+    };
+    let burst_log = log_until_marker(offset, 1);
 
     let steps = calculate_all_steps(&burst_log);
     let mut per_step: BTreeMap<u64, usize> = BTreeMap::new();
@@ -203,14 +216,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
             assert_eq!(get_u64(&entries[0], "valid_from"), at - at % 30);
         }
     }
-    bus.call(&first_account, ACCOUNT, "Calculate", &(89u64,))
-        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
-    let marker = "74 08 00 00 00 00 00 00 00 02";
-    let burst_log = wait_until(WAIT, "the second marker APDU in pcscd.log", || {
-        let log = read_log();
-        let tail = &log[offset..];
-        tail.find(marker).map(|end| tail[..end].to_owned())
-    });
+    let burst_log = log_until_marker(offset, 2);
     assert_eq!(
         calculate_all_steps(&burst_log),
         vec![at / 30],
@@ -230,14 +236,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
             assert_eq!(get_u64(&entries[0], "valid_from"), at - at % 30);
         }
     }
-    bus.call(&first_account, ACCOUNT, "Calculate", &(119u64,))
-        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
-    let marker = "74 08 00 00 00 00 00 00 00 03";
-    let walk_log = wait_until(WAIT, "the third marker APDU in pcscd.log", || {
-        let log = read_log();
-        let tail = &log[offset..];
-        tail.find(marker).map(|end| tail[..end].to_owned())
-    });
+    let walk_log = log_until_marker(offset, 3);
     assert_eq!(
         calculate_all_steps(&walk_log),
         steps.iter().map(|at| at / 30).collect::<Vec<_>>(),
@@ -280,14 +279,7 @@ fn concurrent_get_codes_share_one_calculate_all() {
     busy.join()
         .expect("the slow Calculate's thread")
         .unwrap_or_else(|e| panic!("the slow Calculate failed: {e:?}"));
-    bus.call(&first_account, ACCOUNT, "Calculate", &(149u64,))
-        .unwrap_or_else(|e| panic!("marker Calculate failed: {e:?}"));
-    let marker = "74 08 00 00 00 00 00 00 00 04";
-    let refresh_log = wait_until(WAIT, "the fourth marker APDU in pcscd.log", || {
-        let log = read_log();
-        let tail = &log[offset..];
-        tail.find(marker).map(|end| tail[..end].to_owned())
-    });
+    let refresh_log = log_until_marker(offset, 4);
     let lists = refresh_log.matches("APDU: 00 A1 00 00").count();
     let calculate_all = calculate_all_steps(&refresh_log);
     assert_eq!(

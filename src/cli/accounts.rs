@@ -10,7 +10,7 @@ use super::add::split_name;
 use super::backend::{self, Backend};
 use super::error::{CliError, CliResult};
 use super::keys::Key;
-use super::lookup::{all_accounts, describe, find_one, read_again_if_none, select_matches};
+use super::lookup::{all_accounts, describe, find_one, read_again_if_stale, select_matches};
 use super::output::{AccountJson, CodeJson, print_json};
 use crate::oath::{CodeEntry, Credential, CredentialId};
 use crate::otp::OathType;
@@ -87,7 +87,7 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> CliResult<()> {
     let mut backend = backend::open(global)?;
     let query = args.query.as_deref();
     // What is on the keys, not what a cache last saw: another program may have written.
-    let rows = read_again_if_none(backend.as_mut(), all_accounts, |_| true)?;
+    let rows = read_again_if_stale(backend.as_mut(), all_accounts, |_| true)?;
     let keys = backend.keys();
     let matches = select_matches(&rows, |r| &r.1, query, false, args.show_hidden);
     if global.json {
@@ -146,7 +146,7 @@ pub fn code(global: &GlobalArgs, args: &CodeArgs) -> CliResult<()> {
     // A cache (the daemon's) may miss an account another program just added: read again
     // when nothing matches, or when one code will be printed without its name and the query
     // names no account exactly (a new exact or second match would change the answer).
-    let rows = read_again_if_none(backend.as_mut(), all_codes, |rows| {
+    let rows = read_again_if_stale(backend.as_mut(), all_codes, |rows| {
         let exact = |q: &str| rows.iter().any(|(_, e)| e.credential.id_string() == q);
         matching(rows).is_empty() || (needs_one && query.is_some_and(|q| !exact(q)))
     })?;

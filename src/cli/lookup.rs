@@ -69,7 +69,7 @@ pub(super) fn all_accounts(backend: &mut dyn Backend) -> CliResult<Vec<(usize, C
 /// `read` again after [`Backend::refresh`] if `stale` says its rows may miss what was
 /// asked for. A refresh that fails (a busy key, a timeout) keeps the first answer: the
 /// lookup then ends as it would have without it.
-pub(super) fn read_again_if_none<T>(
+pub(super) fn read_again_if_stale<T>(
     backend: &mut dyn Backend,
     read: impl Fn(&mut dyn Backend) -> CliResult<Vec<T>>,
     stale: impl Fn(&[T]) -> bool,
@@ -90,7 +90,7 @@ pub(super) fn read_again_if_none<T>(
 /// renamed or deleted since (an exact `Acme:eve` beside a cached `Acme:eve2`, the same id
 /// on a second key).
 pub(super) fn find_one(backend: &mut dyn Backend, query: &str) -> CliResult<(usize, Credential)> {
-    let rows = read_again_if_none(backend, all_accounts, |_| true)?;
+    let rows = read_again_if_stale(backend, all_accounts, |_| true)?;
     let matches = select_matches(&rows, |r| &r.1, Some(query), false, true);
     match matches.as_slice() {
         [] => Err(CliError::NoMatch),
